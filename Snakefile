@@ -1,0 +1,22 @@
+# ddstars: Green et al. (2021) "Data-Driven Stellar Models" as a Snakemake workflow.
+#
+# Stages (one rule file each, workflow/rules/):
+#   simulate.smk  the built-in simulated sky with known truth -> resources/simulated/
+#
+# Run from the repository root: `make run` (sets up .venv) or `snakemake --cores all`.
+from snakemake.utils import min_version
+
+min_version("9.20")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        default_targets(),

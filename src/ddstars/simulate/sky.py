@@ -1,0 +1,336 @@
+"""The simulated sky: stars with known truth, written as the seven archives' tables, chunk by chunk.
+
+Entry point: :func:`generate`. Memory is bounded by ``simulate.chunk_size``; every chunk has its own
+random stream derived from ``simulate.seed``, so the output is byte-identical for the same config.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..bands import BAND_NAMES, BANDS, band_index
+from ..io import ParquetChunkWriter, sha256, write_json
+from . import surveys
+from .dust import DustModel
+from .galaxy import COMPONENTS, SightlineGrid, build_sightline_grid, draw_pool, in_label_window
+from .isochrones import MISTGrid
+from .photometry import BCTable, Photometer
+
+log = logging.getLogger(__name__)
+
+SURVEYS: tuple[str, ...] = ("lamost", "apogee", "galah")
+# Archive tables written by :func:`generate`, keyed by the name used in rules and the archive interface.
+TABLES: tuple[str, ...] = (
+    "gaia_source",
+    "panstarrs1_best_neighbour",
+    "tmass_best_neighbour",
+    "ps1_mean_object",
+    "tmass_psc",
+    "unwise",
+    "lamost_dr5_ddpayne",
+    "apogee_dr16_allstar",
+    "galah_dr2",
+)
+G, H = band_index("gaia_g"), band_index("tmass_h")
+
+
+@dataclass
+class Models:
+    """The physical ingredients, built once per run."""
+
+    grid: MISTGrid
+    bc: BCTable
+    dust: DustModel
+
+    @classmethod
+    def build(cls, cfg: dict[str, Any]) -> Models:
+        t0 = time.perf_counter()
+        grid = MISTGrid.load()
+        phot = Photometer(norm=cfg["photometry"]["extinction_norm"])
+        bc = BCTable.build(phot)
+        log.info("isochrone grid and photometry tables built in %.1f s", time.perf_counter() - t0)
+        return cls(grid, bc, dust_model(cfg))
+
+
+def dust_model(cfg: dict[str, Any]) -> DustModel:
+    """The 3D dust model of ``simulate.dust`` (structure drawn from ``simulate.seed``)."""
+    d, gal = cfg["dust"], cfg["galaxy"]
+    return DustModel(
+        seed=cfg["seed"],
+        ebv_per_kpc=d["ebv_per_kpc"],
+        scale_length_kpc=d["scale_length_kpc"],
+        scale_height_kpc=d["scale_height_kpc"],
+        r_sun_kpc=gal["r_sun_kpc"],
+        z_sun_kpc=gal["z_sun_kpc"],
+        clump_amplitude=d["clump_amplitude"],
+        n_modes=d["n_modes"],
+        min_wavelength_kpc=d["wavelength_range_kpc"][0],
+        max_wavelength_kpc=d["wavelength_range_kpc"][1],
+    )
+
+
+def eligibility(truth: dict[str, np.ndarray], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Which stars lie in each survey's footprint and target-magnitude window."""
+    out = {}
+    for s in SURVEYS:
+        sc = cfg["surveys"][s]
+        mag = truth[f"true_mag_{sc['mag_band']}"]
+        d0, d1 = sc["dec_range_deg"]
+        m0, m1 = sc["mag_range"]
+        out[s] = (truth["dec"] >= d0) & (truth["dec"] <= d1) & (mag >= m0) & (mag <= m1) & (sc["weight"] > 0)
+    return out
+
+
+def assign_surveys(truth: dict[str, np.ndarray], cfg: dict[str, Any], rng: np.random.Generator) -> None:
+    """Give each star a primary survey (∝ weight among eligible ones) and overlaps with the others."""
+    elig = eligibility(truth, cfg)
+    w = np.stack([elig[s] * cfg["surveys"][s]["weight"] for s in SURVEYS], axis=1)
+    cum = np.cumsum(w, axis=1)
+    u = rng.random(len(w)) * cum[:, -1]
+    primary = (u[:, None] >= cum).sum(axis=1)
+    observed = {s: primary == i for i, s in enumerate(SURVEYS)}
+    ov = cfg["surveys"]["overlap"]
+    for a, b in (("lamost", "galah"), ("lamost", "apogee"), ("apogee", "galah")):
+        p = ov[f"{a}_{b}"]
+        add_b = observed[a] & elig[b] & (rng.random(len(w)) < p)
+        add_a = observed[b] & elig[a] & (rng.random(len(w)) < p)
+        observed[b] = observed[b] | add_b
+        observed[a] = observed[a] | add_a
+    for s in SURVEYS:
+        truth[f"in_{s}"] = observed[s]
+
+
+def draw_stars(
+    n: int,
+    cfg: dict[str, Any],
+    models: Models,
+    sight: SightlineGrid,
+    pools: dict,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """Draw ``n`` stars of the spectroscopic parent sample with their true parameters and photometry."""
+    pop, sel = cfg["population"], cfg["selection"]
+    g_range = tuple(sel["gaia_g_range"])
+    parts: list[dict[str, np.ndarray]] = []
+    have = 0
+    for _ in range(50):
+        need = n - have
+        if need <= 0:
+            break
+        m = int(need * 1.3) + 200
+        pix, comp, d, lon, lat = sight.sample_cells(m, rng)
+        lo, hi = sight.m_g_window(pix, d, g_range)
+        eep = np.empty(m)
+        log_age = np.empty(m)
+        feh = np.empty(m)
+        for c, name in enumerate(COMPONENTS):
+            sel_c = comp == c
+            k = pools[name].sample(lo[sel_c], hi[sel_c], rng)
+            eep[sel_c], log_age[sel_c], feh[sel_c] = pools[name].eep[k], pools[name].log_age[k], pools[name].feh[k]
+        # Smoothed bootstrap: jitter the resampled pool point so no two stars share parameters.
+        j_eep = eep + rng.uniform(-0.5, 0.5, m)
+        j_age = log_age + rng.normal(0, 0.01, m)
+        j_feh = np.clip(feh + rng.normal(0, 0.02, m), *pop["feh_range"])
+        iso = models.grid.interpolate(j_eep, j_age, j_feh).as_dict()
+        ok = in_label_window(iso, pop)
+        if (~ok).any():
+            base = models.grid.interpolate(eep[~ok], log_age[~ok], feh[~ok])
+            for key in iso:
+                iso[key] = np.asarray(iso[key]).copy()
+                iso[key][~ok] = np.asarray(base[key])
+            j_eep[~ok], j_age[~ok], j_feh[~ok] = eep[~ok], log_age[~ok], feh[~ok]
+        ebv = np.asarray(models.dust.ebv(lon, lat, d), dtype=float)
+        teff, log_l = iso["teff"], iso["log_l"]
+        abs_mag = models.bc.absolute_magnitudes(teff, j_feh, log_l, np.zeros(m))
+        red_mag = models.bc.absolute_magnitudes(teff, j_feh, log_l, ebv)
+        dm = 5 * np.log10(d * 100.0)
+        app = red_mag + dm[:, None]
+        t = {
+            "component": comp.astype(np.int8),
+            "l": lon,
+            "b": lat,
+            "dist_kpc": d,
+            "dm": dm,
+            "true_parallax_mas": 1.0 / d,
+            "eep": j_eep,
+            "log_age": j_age,
+            "initial_mass": iso["initial_mass"],
+            "true_teff": teff,
+            "true_logg": iso["logg"],
+            "true_feh": j_feh,
+            "log_l": log_l,
+            "phase": iso["phase"],
+            "true_ebv": ebv,
+        }
+        r_vec = models.bc.reddening_vector(teff, j_feh)
+        for b, name in enumerate(BAND_NAMES):
+            t[f"true_abs_{name}"] = abs_mag[:, b]
+            t[f"true_ext_{name}"] = red_mag[:, b] - abs_mag[:, b]
+            t[f"true_r_{name}"] = r_vec[:, b]
+            t[f"true_mag_{name}"] = app[:, b]
+        _equatorial(t)
+        elig = eligibility(t, cfg)
+        keep = (app[:, G] >= g_range[0]) & (app[:, G] <= g_range[1]) & np.any(list(elig.values()), axis=0)
+        keep &= np.isfinite(app).all(axis=1)
+        idx = np.flatnonzero(keep)[:need]
+        parts.append({k: v[idx] for k, v in t.items()})
+        have += len(idx)
+    else:
+        raise RuntimeError("simulate: could not draw enough stars inside the selection window")
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    if len(out["l"]) < n:
+        raise RuntimeError(f"simulate: drew only {len(out['l'])} of {n} stars")
+    return out
+
+
+def _equatorial(t: dict[str, np.ndarray]) -> None:
+    from astropy.coordinates import SkyCoord
+
+    c = SkyCoord(t["l"], t["b"], unit="deg", frame="galactic").icrs
+    t["ra"], t["dec"] = c.ra.deg, c.dec.deg
+
+
+def chunk_sizes(n: int, chunk: int) -> list[int]:
+    """Split ``n`` stars into chunks of at most ``chunk``."""
+    k = max(1, -(-n // chunk))
+    base, extra = divmod(n, k)
+    return [base + (1 if i < extra else 0) for i in range(k)]
+
+
+def r_g_minimum(bc: BCTable, cfg: dict[str, Any]) -> float:
+    """Smallest R_G over the label window (for a conservative parent-sample window)."""
+    t0, t1 = cfg["population"]["teff_range_k"]
+    f0, f1 = cfg["population"]["feh_range"]
+    tt, ff = np.meshgrid(np.linspace(t0, t1, 40), np.linspace(f0, f1, 7))
+    return float(bc.reddening_vector(tt.ravel(), ff.ravel())[:, G].min())
+
+
+def generate(cfg: dict[str, Any], paths: dict[str, str | Path], models: Models | None = None) -> dict[str, Any]:
+    """Generate the simulated sky of config section ``simulate`` (``cfg``).
+
+    Parameters
+    ----------
+    cfg : dict
+        The validated ``simulate`` section of the workflow config.
+    paths : dict
+        Output paths: one per name in :data:`TABLES`, plus ``truth`` and ``manifest``.
+    models : Models, optional
+        Prebuilt isochrone/photometry/dust models (tests reuse them).
+
+    Returns
+    -------
+    dict
+        The manifest written to ``paths["manifest"]``: row counts, checksums and timings.
+    """
+    missing = [k for k in (*TABLES, "truth", "manifest") if k not in paths]
+    if missing:
+        raise KeyError(f"generate: output paths missing for {', '.join(missing)}")
+    t_start = time.perf_counter()
+    models = models or Models.build(cfg)
+    seq = np.random.SeedSequence(cfg["seed"])
+    setup_rng = np.random.default_rng(seq.spawn(1)[0])
+    pool_n = cfg["population"]["pool_size"]
+    pools = {
+        c: draw_pool(models.grid, models.bc, cfg["galaxy"][c], cfg["population"], pool_n, setup_rng) for c in COMPONENTS
+    }
+    sight = build_sightline_grid(cfg, pools, models.dust, r_g_minimum(models.bc, cfg))
+    sizes = chunk_sizes(cfg["n_stars"], cfg["chunk_size"])
+    chunk_seqs = np.random.SeedSequence([cfg["seed"], 1]).spawn(len(sizes))
+    writers = {k: ParquetChunkWriter(paths[k]) for k in (*TABLES, "truth")}
+    serial = {"star": 0, "gaia": 0, "ps1": 0, "unwise": 0, "lamost": 0, "apogee": 0, "galah": 0, "tmass": 0}
+    try:
+        for i, (size, cseq) in enumerate(zip(sizes, chunk_seqs, strict=True)):
+            t0 = time.perf_counter()
+            rng = np.random.default_rng(cseq)
+            chunk_pools = (
+                pools
+                if i == 0
+                else {
+                    c: draw_pool(models.grid, models.bc, cfg["galaxy"][c], cfg["population"], pool_n, rng)
+                    for c in COMPONENTS
+                }
+            )
+            truth = draw_stars(size, cfg, models, sight, chunk_pools, rng)
+            truth["star_id"] = serial["star"] + np.arange(size, dtype=np.int64)
+            tables = make_tables(truth, cfg, rng, serial)
+            for name, df in tables.items():
+                writers[name].write(df)
+            writers["truth"].write(truth_frame(truth))
+            serial["star"] += size
+            log.info(
+                "chunk %d/%d: %d stars, %s rows in %.1f s",
+                i + 1,
+                len(sizes),
+                size,
+                ", ".join(f"{k} {len(v):,}" for k, v in tables.items()),
+                time.perf_counter() - t0,
+            )
+        for w in writers.values():
+            w.close()
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    manifest = {
+        "seed": cfg["seed"],
+        "n_stars": cfg["n_stars"],
+        "rows": {k: w.rows for k, w in writers.items()},
+        "sha256": {k: sha256(paths[k]) for k in (*TABLES, "truth")},
+        "runtime_s": round(time.perf_counter() - t_start, 2),
+    }
+    write_json(manifest, paths["manifest"])
+    return manifest
+
+
+def make_tables(
+    truth: dict[str, np.ndarray], cfg: dict[str, Any], rng: np.random.Generator, serial: dict[str, int]
+) -> dict[str, pd.DataFrame]:
+    """All archive tables of one chunk; advances the per-table serial counters in ``serial``."""
+    assign_surveys(truth, cfg, rng)
+    gaia = surveys.gaia_table(truth, cfg, rng, serial["gaia"])
+    truth["expect_gaia_g"] = np.ones(len(truth["ra"]), dtype=bool)
+    lamost = surveys.lamost_table(truth, cfg, rng, serial["lamost"])
+    apogee = surveys.apogee_table(truth, cfg, rng, serial["apogee"])
+    galah = surveys.galah_table(truth, cfg, rng, serial["galah"])
+    ps1 = surveys.ps1_table(truth, cfg, rng, serial["ps1"])
+    tmass = surveys.tmass_table(truth, cfg, rng)
+    unwise = surveys.unwise_table(truth, cfg, rng, serial["unwise"])
+    best = surveys.best_neighbour_tables(truth, ps1, tmass, serial["tmass"])
+    serial["gaia"] += len(gaia)
+    serial["ps1"] += len(ps1)
+    serial["unwise"] += len(unwise)
+    serial["lamost"] += len(lamost)
+    serial["apogee"] += len(apogee)
+    serial["galah"] += len(galah)
+    serial["tmass"] += len(best["tmass_best_neighbour"])
+    return {
+        "gaia_source": gaia,
+        "panstarrs1_best_neighbour": best["panstarrs1_best_neighbour"],
+        "tmass_best_neighbour": best["tmass_best_neighbour"],
+        "ps1_mean_object": ps1,
+        "tmass_psc": tmass,
+        "unwise": unwise,
+        "lamost_dr5_ddpayne": lamost,
+        "apogee_dr16_allstar": apogee,
+        "galah_dr2": galah,
+    }
+
+
+def truth_frame(truth: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The truth table of one chunk, with a fixed column order (star_id first)."""
+    first = ["star_id", "source_id", "ra", "dec", "l", "b", "component"]
+    cols = first + sorted(k for k in truth if k not in first)
+    df = pd.DataFrame({k: truth[k] for k in cols})
+    for k in ("tmass_designation", "unwise_objid"):
+        df[k] = df[k].astype(str)
+    return df
+
+
+__all__ = ["BANDS", "Models", "TABLES", "generate", "SURVEYS"]

@@ -1,0 +1,66 @@
+# The built-in simulated sky: archive tables, dust maps and the truth table, all seeded.
+
+
+rule simulate_dustmaps:
+    input:
+        code=package_code("simulate"),
+    output:
+        sfd_ngp=f"{SIM}/dustmaps/sfd/SFD_dust_4096_ngp.fits",
+        sfd_sgp=f"{SIM}/dustmaps/sfd/SFD_dust_4096_sgp.fits",
+        bayestar=f"{SIM}/dustmaps/bayestar/bayestar2019.h5",
+    params:
+        seed=config["simulate"]["seed"],
+        galaxy=config["simulate"]["galaxy"],
+        dust=config["simulate"]["dust"],
+    log:
+        "results/logs/simulate_dustmaps.log",
+    benchmark:
+        "results/benchmarks/simulate_dustmaps.tsv"
+    resources:
+        mem_mb=2000,
+        runtime="30m",
+    conda:
+        "../../envs/simulate.yaml"
+    script:
+        "../scripts/simulate_dustmaps.py"
+
+
+rule simulate_sky:
+    input:
+        code=package_code("simulate"),
+    output:
+        **{name: f"{SIM}/archives/{name}.parquet" for name in SIM_TABLES},
+        truth=f"{SIM}/truth.parquet",
+        manifest=f"{SIM}/manifest.json",
+    params:
+        simulate=config["simulate"],
+    log:
+        "results/logs/simulate_sky.log",
+    benchmark:
+        "results/benchmarks/simulate_sky.tsv"
+    resources:
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime="2h",
+    conda:
+        "../../envs/simulate.yaml"
+    script:
+        "../scripts/simulate_sky.py"
+
+
+rule summarize_simulation:
+    input:
+        truth=rules.simulate_sky.output.truth,
+        manifest=rules.simulate_sky.output.manifest,
+        sfd_ngp=rules.simulate_dustmaps.output.sfd_ngp,
+        bayestar=rules.simulate_dustmaps.output.bayestar,
+    output:
+        summary="results/simulation/summary.json",
+        coverage="results/simulation/coverage.csv",
+    params:
+        simulate=config["simulate"],
+    log:
+        "results/logs/summarize_simulation.log",
+    conda:
+        "../../envs/simulate.yaml"
+    script:
+        "../scripts/summarize_simulation.py"
