@@ -26,6 +26,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -74,7 +77,10 @@ class ParquetChunkWriter:
     def write(self, df: pd.DataFrame) -> None:
         if self.schema is None:
             table = pa.Table.from_pandas(df, preserve_index=False)
-            self.schema = table.schema
+            # pandas' pyarrow-backed strings arrive as large_string; store the standard string type.
+            fields = [pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f for f in table.schema]
+            self.schema = pa.schema(fields, metadata=table.schema.metadata)
+            table = table.cast(self.schema)
             self._writer = pq.ParquetWriter(self._tmp, self.schema, compression=self.compression)
         else:
             try:

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -284,14 +284,6 @@ class DustModel:
 
 
 # ---------------------------------------------------------------------- writers
-def _atomic_target(path: Path) -> tuple[Path, Path]:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return path, Path(tmp)
-
-
 def _sfd_header(pole: str, n_pix: int):
     from astropy.io import fits
 
@@ -337,12 +329,9 @@ def write_sfd_like(map_dir, model: DustModel, n_pix: int = 512) -> list[Path]:
         lon, lat = w.wcs_pix2world(xx.ravel().astype(float), yy.ravel().astype(float), 0)
         ebv = model.ebv_infinity(lon, lat).astype(np.float32)
         ebv[~np.isfinite(ebv)] = 0.0
-        target, tmp = _atomic_target(map_dir / f"SFD_dust_4096_{pole}.fits")
-        try:
+        target = map_dir / f"SFD_dust_4096_{pole}.fits"
+        with atomic_path(target) as tmp:
             fits.PrimaryHDU(data=ebv.reshape(n_pix, n_pix), header=header).writeto(tmp, overwrite=True)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
         log.info("wrote %s (%d x %d)", target, n_pix, n_pix)
         paths.append(target)
     return paths
@@ -412,20 +401,16 @@ def write_bayestar_like(
     pixel_info["DM_reliable_max"] = dm[-1]
     pixel_info["converged"] = 1
 
-    target, tmp = _atomic_target(Path(path))
-    try:
-        with h5py.File(tmp, "w") as f:
-            ds = f.create_dataset("pixel_info", data=pixel_info)
-            ds.attrs["DM_bin_edges"] = dm.astype(np.float32)
-            f.create_dataset("samples", data=samples)
-            f.create_dataset("best_fit", data=best)
-            f.attrs["ddstars_dust_model"] = json.dumps(model.params())
-            f.attrs["ddstars_description"] = (
-                "simulated Bayestar19-layout map; samples at random child pixels "
-                f"(nside {nside * 2**levels}), best_fit at pixel centres; dec >= {dec_min_deg}"
-            )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    target = Path(path)
+    with atomic_path(target) as tmp, h5py.File(tmp, "w") as f:
+        ds = f.create_dataset("pixel_info", data=pixel_info)
+        ds.attrs["DM_bin_edges"] = dm.astype(np.float32)
+        f.create_dataset("samples", data=samples)
+        f.create_dataset("best_fit", data=best)
+        f.attrs["ddstars_dust_model"] = json.dumps(model.params())
+        f.attrs["ddstars_description"] = (
+            "simulated Bayestar19-layout map; samples at random child pixels "
+            f"(nside {nside * 2**levels}), best_fit at pixel centres; dec >= {dec_min_deg}"
+        )
     log.info("wrote %s (nside %d, %d pixels, %d samples)", target, nside, npix, n_samples)
     return target

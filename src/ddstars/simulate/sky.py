@@ -147,6 +147,9 @@ def draw_stars(
                 iso[key][~ok] = np.asarray(base[key])
             j_eep[~ok], j_age[~ok], j_feh[~ok] = eep[~ok], log_age[~ok], feh[~ok]
         ebv = np.asarray(models.dust.ebv(lon, lat, d), dtype=float)
+        # Beyond the photometry table (E > 5, A_G > 10 mag) no star reaches the G window; drop them.
+        too_red = ebv > models.bc.ebv_grid[-1]
+        ebv = np.minimum(ebv, models.bc.ebv_grid[-1])
         teff, log_l = iso["teff"], iso["log_l"]
         abs_mag = models.bc.absolute_magnitudes(teff, j_feh, log_l, np.zeros(m))
         red_mag = models.bc.absolute_magnitudes(teff, j_feh, log_l, ebv)
@@ -178,7 +181,7 @@ def draw_stars(
         _equatorial(t)
         elig = eligibility(t, cfg)
         keep = (app[:, G] >= g_range[0]) & (app[:, G] <= g_range[1]) & np.any(list(elig.values()), axis=0)
-        keep &= np.isfinite(app).all(axis=1)
+        keep &= np.isfinite(app).all(axis=1) & ~too_red
         idx = np.flatnonzero(keep)[:need]
         parts.append({k: v[idx] for k, v in t.items()})
         have += len(idx)

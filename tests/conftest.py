@@ -1,0 +1,59 @@
+"""Shared fixtures: the project's default config, a small variant of it, and a small simulated sky."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_config() -> dict:
+    """The shipped config/config.yaml, parsed."""
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def small_config(n_stars: int = 6000, seed: int | None = None) -> dict:
+    """The default config scaled down for tests: fewer stars, two chunks, coarse grids and maps."""
+    cfg = copy.deepcopy(default_config())
+    sim = cfg["simulate"]
+    sim["n_stars"] = n_stars
+    sim["chunk_size"] = max(1000, n_stars // 2 + 1)
+    sim["population"]["pool_size"] = 40000
+    sim["selection"]["healpix_nside"] = 16
+    sim["selection"]["n_distance_bins"] = 120
+    sim["dust"]["sfd_n_pix"] = 128
+    sim["dust"]["bayestar_nside"] = 8
+    sim["dust"]["bayestar_n_samples"] = 8
+    if seed is not None:
+        sim["seed"] = seed
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def sky_models():
+    from ddstars.simulate.sky import Models
+
+    return Models.build(small_config()["simulate"])
+
+
+def sky_paths(out: Path) -> dict[str, Path]:
+    from ddstars.simulate.sky import TABLES
+
+    paths = {k: out / "archives" / f"{k}.parquet" for k in TABLES}
+    return paths | {"truth": out / "truth.parquet", "manifest": out / "manifest.json"}
+
+
+@pytest.fixture(scope="session")
+def small_sky(tmp_path_factory, sky_models):
+    """A small simulated sky (6000 stars, two chunks) shared by the tests that read it."""
+    from ddstars.simulate.sky import generate
+
+    cfg = small_config()["simulate"]
+    out = tmp_path_factory.mktemp("sky")
+    paths = sky_paths(out)
+    manifest = generate(cfg, paths, models=sky_models)
+    return {"cfg": cfg, "paths": paths, "manifest": manifest}
