@@ -36,21 +36,32 @@ def run(n: int) -> dict:
         t0 = time.perf_counter()
         r = subprocess.run(
             [sys.executable, "-c", CHILD, str(ROOT / "config" / "config.yaml"), str(n), tmp],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         wall = time.perf_counter() - t0
     res = json.loads(r.stdout.strip().splitlines()[-1])
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"n_stars": n, "wall_s": wall, "generate_s": res["seconds"], "peak_rss_mb": peak_mb,
-            "stars_per_s": n / res["seconds"], "output_mb": res["bytes"] / 1e6}
+    return {
+        "n_stars": n,
+        "wall_s": wall,
+        "generate_s": res["seconds"],
+        "peak_rss_mb": peak_mb,
+        "stars_per_s": n / res["seconds"],
+        "output_mb": res["bytes"] / 1e6,
+    }
 
 
 def main(sizes: list[int]) -> None:
     print(f"{'stars':>10} {'generate s':>11} {'wall s':>8} {'stars/s':>9} {'peak RSS MB':>12} {'output MB':>10}")
     for n in sizes:
         r = run(n)
-        print(f"{n:>10,} {r['generate_s']:>11.1f} {r['wall_s']:>8.1f} {r['stars_per_s']:>9,.0f} "
-              f"{r['peak_rss_mb']:>12,.0f} {r['output_mb']:>10.1f}", flush=True)
+        print(
+            f"{n:>10,} {r['generate_s']:>11.1f} {r['wall_s']:>8.1f} {r['stars_per_s']:>9,.0f} "
+            f"{r['peak_rss_mb']:>12,.0f} {r['output_mb']:>10.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

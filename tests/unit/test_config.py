@@ -2,8 +2,8 @@
 
 import jsonschema
 import yaml
-
 from conftest import ROOT, default_config
+
 from ddstars.configdoc import SCHEMA, iter_keys, render
 
 

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import sky_paths, small_config
 
 # Columns the catalog stage relies on, with Parquet (Arrow) types, per archive table.
@@ -100,7 +99,11 @@ EXPECTED_SCHEMA = {
         **{f"snr_c{i}": "float" for i in range(1, 5)},
         "flag_cannon": "int32",
     },
-    "panstarrs1_best_neighbour": {"source_id": "int64", "original_ext_source_id": "int64", "angular_distance": "double"},
+    "panstarrs1_best_neighbour": {
+        "source_id": "int64",
+        "original_ext_source_id": "int64",
+        "angular_distance": "double",
+    },
     "tmass_best_neighbour": {"source_id": "int64", "original_ext_source_id": "string", "angular_distance": "double"},
 }
 
@@ -149,7 +152,9 @@ def test_truth_magnitudes_are_consistent(small_sky):
         assert (t[f"true_r_{b}"] > 0).all()
         # For small reddening the extinction is E·R (Appendix B non-linearity is second order in E).
         small = t["true_ebv"] < 0.05
-        np.testing.assert_allclose(t.loc[small, f"true_ext_{b}"], (t["true_r_" + b] * t["true_ebv"])[small], rtol=0.02, atol=2e-4)
+        np.testing.assert_allclose(
+            t.loc[small, f"true_ext_{b}"], (t["true_r_" + b] * t["true_ebv"])[small], rtol=0.02, atol=2e-4
+        )
     np.testing.assert_allclose(t["dm"], 5 * np.log10(t["dist_kpc"] * 100), atol=1e-9)
     np.testing.assert_allclose(t["true_parallax_mas"], 1 / t["dist_kpc"], rtol=1e-12)
     # The parent-sample window in true G, and the label window in Teff.
@@ -248,17 +253,23 @@ def test_label_offsets_and_noise(small_sky, survey):
     if survey == "lamost":
         obs = read(small_sky, "lamost_dr5_ddpayne")
         tt = t[t["in_lamost"]].set_index("lamost_id").loc[obs["obsid"]]
-        res, sig = _label_residuals(obs, tt, zip(["teff", "logg", "feh"], truth_cols), ["teff_err", "logg_err", "feh_err"])
+        res, sig = _label_residuals(
+            obs, tt, zip(["teff", "logg", "feh"], truth_cols, strict=True), ["teff_err", "logg_err", "feh_err"]
+        )
     elif survey == "galah":
         obs = read(small_sky, "galah_dr2")
         tt = t[t["in_galah"]].set_index("galah_id").loc[obs["sobject_id"]]
-        res, sig = _label_residuals(obs, tt, zip(["teff", "logg", "fe_h"], truth_cols), ["e_teff", "e_logg", "e_fe_h"])
+        res, sig = _label_residuals(
+            obs, tt, zip(["teff", "logg", "fe_h"], truth_cols, strict=True), ["e_teff", "e_logg", "e_fe_h"]
+        )
     else:
         obs = read(small_sky, "apogee_dr16_allstar")
         param = np.stack(obs["PARAM"].to_numpy())
         obs = obs.assign(t=param[:, 0], g=param[:, 1], m=param[:, 3])
         tt = t.set_index("source_id").loc[obs["GAIA_SOURCE_ID"]]
-        res, sig = _label_residuals(obs, tt, zip(["t", "g", "m"], truth_cols), ["TEFF_ERR", "LOGG_ERR", "M_H_ERR"])
+        res, sig = _label_residuals(
+            obs, tt, zip(["t", "g", "m"], truth_cols, strict=True), ["TEFF_ERR", "LOGG_ERR", "M_H_ERR"]
+        )
     expected = np.asarray(cfg["label_offsets"].get(survey, [0.0, 0.0, 0.0]))
     w = 1 / sig**2
     mean = (res * w).sum(0) / w.sum(0)

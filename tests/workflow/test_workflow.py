@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, small_config
 
 pytestmark = pytest.mark.workflow

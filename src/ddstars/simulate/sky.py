@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..bands import BAND_NAMES, BANDS, band_index
+from ..bands import BAND_NAMES, band_index
 from ..io import ParquetChunkWriter, sha256, write_json
 from . import surveys
 from .dust import DustModel
@@ -336,4 +336,4 @@ def truth_frame(truth: dict[str, np.ndarray]) -> pd.DataFrame:
     return df
 
 
-__all__ = ["BANDS", "Models", "TABLES", "generate", "SURVEYS"]
+__all__ = ["Models", "TABLES", "SURVEYS", "generate"]

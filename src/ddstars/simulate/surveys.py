@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..bands import BANDS, band_index
 from .ids import gaia_source_id, ps1_obj_id, tmass_designation, unwise_objid
 
 Truth = dict[str, np.ndarray]
@@ -719,8 +718,3 @@ def best_neighbour_tables(
             df["tmass_oid"] = tmass_serial0 + np.arange(n, dtype=np.int64)
         out[name] = df
     return out
-
-
-# Column order of each table's photometric bands, for the truth's expectations of band coverage.
-EXPECT_BANDS = [b.name for b in BANDS]
-G = band_index("gaia_g")
