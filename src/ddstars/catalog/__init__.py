@@ -1,0 +1,1 @@
+"""Catalog stage: quality cuts, cross-matches and the training catalog."""
