@@ -6,7 +6,10 @@ G is the reference band of the colour basis (paper Eqs. 5-6).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+MAG_ERR = 2.5 / math.log(10)  # 1.0857: magnitude error per unit fractional flux error
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..bands import BANDS, MAG_ERR
 from ..errors import SchemaError
 
-MAG_ERR = 2.5 / np.log(10)  # sigma_mag per unit fractional flux error (1.0857)
 PS1_MISSING = -999.0
 PS1_GALAXY_EXCESS = 0.1  # mag: PSF - aperture above this in any band marks a galaxy (ARCHIVES.md §0)
 PS1_GALAXY_TOL = 1e-5  # mag: float32 storage of PS1 mags (ulp ~2e-6 at 16 mag); 0.1 + tol is the threshold
@@ -35,7 +35,6 @@ MIN_LABEL_ERROR = 1e-5
 LABEL_FLOOR = (10.0, 0.05, 0.03)  # Teff [K], log g, [Fe/H]
 LABEL_MAX = (200.0, 0.5, 0.5)
 LABEL_NAMES = ("teff", "logg", "feh")
-UNWISE_AB_MINUS_VEGA = {"w1": 2.699, "w2": 3.339}
 # Which unWISE magnitude the catalog carries: "ab" (the paper's code adds 2.699 / 3.339 to the Vega
 # magnitude; ARCHIVES.md §0, §5). ``unwise_bands`` returns both.
 UNWISE_CATALOG_SYSTEM = "ab"
@@ -432,6 +431,7 @@ def tmass_bands(df: pd.DataFrame, table: str = "tmass_psc") -> tuple[BandPhotome
 
 
 UNWISE_BANDS = (("w1", "unwise_w1"), ("w2", "unwise_w2"))
+_AB_MINUS_VEGA = {b.name: b.ab_minus_vega for b in BANDS}
 
 
 def unwise_bands(df: pd.DataFrame, table: str = "unwise") -> BandPhotometry:
@@ -457,7 +457,7 @@ def unwise_bands(df: pd.DataFrame, table: str = "unwise") -> BandPhotometry:
     with np.errstate(divide="ignore", invalid="ignore"):
         vega = 22.5 - 2.5 * np.log10(np.where(flux > 0, flux, np.nan))
         err = MAG_ERR * dflux / flux
-    ab = vega + np.array([UNWISE_AB_MINUS_VEGA[b] for b, _ in UNWISE_BANDS])[None, :]
+    ab = vega + np.array([_AB_MINUS_VEGA[name] for _, name in UNWISE_BANDS])[None, :]
     res = _bands(df.index, names, ab, err, ok)
     res.extra["mag_vega"] = pd.DataFrame(np.where(res.usable, vega, np.nan), index=df.index, columns=names)
     return res

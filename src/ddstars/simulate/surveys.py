@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..bands import MAG_ERR
 from .ids import gaia_source_id, ps1_obj_id, tmass_designation, unwise_objid
 
 Truth = dict[str, np.ndarray]
-MAG_ERR = 2.5 / np.log(10)  # 1.0857: sigma_mag per unit fractional flux error
 PS1_MISSING = -999.0  # MAST's value for an absent PS1 mean magnitude
 ARCSEC = 1.0 / 3600.0
 
