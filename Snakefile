@@ -2,6 +2,7 @@
 #
 # Stages (one rule file each, workflow/rules/):
 #   simulate.smk  the built-in simulated sky with known truth -> resources/simulated/
+#   catalog.smk   archive tables -> cuts, cross-match, offsets, reddening prior -> results/catalog/
 #
 # Run from the repository root: `make run` (sets up .venv) or `snakemake --cores all`.
 from snakemake.utils import min_version
@@ -14,6 +15,7 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
+include: "workflow/rules/catalog.smk"
 
 
 rule all:

@@ -54,8 +54,11 @@ def _type(node: dict[str, Any]) -> str:
     if "enum" in node:
         return "one of " + ", ".join(f"`{v}`" for v in node["enum"])
     t = node.get("type", "")
+    if isinstance(t, list):
+        t = " or ".join(t)
     if t == "array":
-        items = node.get("items", {}).get("type", "")
+        item = node.get("items", {})
+        items = item.get("type", "") or ("one of " + "/".join(item["enum"]) if "enum" in item else "")
         n = node.get("minItems")
         return f"{n} × {items}" if n and n == node.get("maxItems") else f"list of {items}"
     bounds = []

@@ -101,3 +101,23 @@ class ParquetChunkWriter:
         if self._writer is not None:
             self._writer.close()
         self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+def write_parquet(df: pd.DataFrame, path: str | Path, compression: str = "zstd", row_group_size: int = 262144) -> None:
+    """Write ``df`` (without its index) to one Parquet file, atomically; strings stored as ``string``."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    fields = [pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f for f in table.schema]
+    table = table.cast(pa.schema(fields, metadata=table.schema.metadata))
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression=compression, row_group_size=row_group_size)
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file, naming the file in the error if it is missing or malformed."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err

@@ -1,4 +1,5 @@
 # Shared set-up: config validation, output paths, helpers. Stage files hold only rules.
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -8,6 +9,10 @@ from snakemake.utils import validate
 validate(config, schema="../schemas/config.schema.yaml")
 
 SRC = Path(workflow.basedir) / "src"
+if str(SRC) not in sys.path:
+    sys.path.insert(0, str(SRC))  # the archive interface decides where each archive table lives
+
+from ddstars.archives import table_path  # noqa: E402
 
 SIM = "resources/simulated"
 SIM_TABLES = [
@@ -30,8 +35,55 @@ def package_code(*subpackages):
     return files + [str(root / "bands.py"), str(root / "io.py")]
 
 
+CAT = "results/catalog"
+SPECTRO_SURVEYS = ["lamost", "apogee", "galah"]
+PHOTO_SURVEYS = ["gaia", "ps1", "tmass", "unwise"]
+
+
+CLEAN_OPTIONS = {
+    "photometric": ["mag_error_floor", "mag_error_max"],
+    "spectroscopic": ["label_floor", "label_sigma_max"],
+}
+
+
+def clean_params(survey):
+    """Only the config values a survey's cleaning reads, so editing one survey's cut reruns only it."""
+    kind = "spectroscopic" if survey in SPECTRO_SURVEYS else "photometric"
+    keys = CLEAN_OPTIONS[kind] + (["apogee_cov_indices"] if survey == "apogee" else [])
+    return {k: config["catalog"][k] for k in keys}
+
+
+SURVEY_ARCHIVE = {
+    "gaia": "gaia_source",
+    "ps1": "ps1_mean_object",
+    "tmass": "tmass_psc",
+    "unwise": "unwise",
+    "lamost": "lamost_dr5_ddpayne",
+    "apogee": "apogee_dr16_allstar",
+    "galah": "galah_dr2",
+}
+
+
+def archive_table(name):
+    """Path of an archive table under the configured backend (simulated: resources/simulated/archives/)."""
+    return str(table_path(config, name))
+
+
+def external_catalog():
+    """The user's own catalog (config catalog.external), or None when the workflow builds it."""
+    return config["catalog"].get("external")
+
+
+def catalog_dataset():
+    """The training catalog every later stage reads: the user's, or the one rule build_catalog writes."""
+    return external_catalog() or f"{CAT}/stars"
+
+
 def default_targets():
     """Outputs of the default run."""
-    return [
-        "results/simulation/summary.json",
-    ]
+    targets = [f"{CAT}/table1.csv", f"{CAT}/table1.md", f"{CAT}/validation.json"]
+    if config["backend"] == "simulated":
+        targets.insert(0, "results/simulation/summary.json")
+    if not external_catalog():
+        targets.append(f"{CAT}/offsets.json")
+    return targets

@@ -97,7 +97,7 @@ class CutResult:
     tally: Tally
 
 
-def _result(table: str, index: pd.Index, fails: Mapping[str, Any]) -> CutResult:
+def cut_result(table: str, index: pd.Index, fails: Mapping[str, Any]) -> CutResult:
     n = len(index)
     frame = pd.DataFrame({k: np.asarray(v, dtype=bool).reshape(n) for k, v in fails.items()}, index=index)
     any_fail = frame.to_numpy().any(axis=1) if frame.shape[1] else np.zeros(n, dtype=bool)
@@ -119,7 +119,7 @@ def combine(table: str, *results: CutResult) -> CutResult:
             if name in fails:
                 raise ValueError(f"combine({table}): cut {name!r} appears twice")
             fails[name] = r.fails[name].to_numpy()
-    return _result(table, index, fails)
+    return cut_result(table, index, fails)
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -132,7 +132,7 @@ def require_columns(df: pd.DataFrame, table: str, columns: Iterable[str]) -> Non
         )
 
 
-def _f64(df: pd.DataFrame, col: str) -> np.ndarray:
+def float_column(df: pd.DataFrame, col: str) -> np.ndarray:
     """Column as float64, nullable values (pd.NA) as NaN."""
     return pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
@@ -149,7 +149,7 @@ def _char(s: pd.Series, i: int) -> np.ndarray:
     return s.str.slice(i, i + 1).to_numpy(dtype=object, na_value="").astype(str)
 
 
-def _stack_list(df: pd.DataFrame, table: str, col: str, width: int) -> np.ndarray:
+def list_column(df: pd.DataFrame, table: str, col: str, width: int) -> np.ndarray:
     """A list/array column (e.g. APOGEE PARAM) as an (n, width) float64 array."""
     values = df[col].to_numpy()
     if len(values) == 0:
@@ -182,18 +182,18 @@ def gaia_cuts(df: pd.DataFrame, table: str = "gaia_source") -> CutResult:
     (fails if n_good_obs_al <= 5 or the ratio is not finite); ``phot_g_n_obs > 2``; G present (finite).
     """
     require_columns(df, table, GAIA_CUT_COLUMNS)
-    g = _f64(df, "phot_g_mean_mag")
-    dof = _f64(df, "astrometric_n_good_obs_al") - 5.0
+    g = float_column(df, "phot_g_mean_mag")
+    dof = float_column(df, "astrometric_n_good_obs_al") - 5.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = _f64(df, "astrometric_chi2_al") / dof
+        ratio = float_column(df, "astrometric_chi2_al") / dof
     chi2_ok = (dof > 0) & np.isfinite(ratio) & (ratio < arenou_threshold(np.where(np.isfinite(g), g, 0.0)))
-    return _result(
+    return cut_result(
         table,
         df.index,
         {
-            "visibility_periods_used": ~(_f64(df, "visibility_periods_used") > 8),
+            "visibility_periods_used": ~(float_column(df, "visibility_periods_used") > 8),
             "astrometric_chi2": ~chi2_ok,
-            "phot_g_n_obs": ~(_f64(df, "phot_g_n_obs") > 2),
+            "phot_g_n_obs": ~(float_column(df, "phot_g_n_obs") > 2),
             "g_missing": ~np.isfinite(g),
         },
     )
@@ -234,8 +234,8 @@ def gaia_photometry(df: pd.DataFrame, table: str = "gaia_source") -> BandPhotome
     """
     cols = [f"phot_{b}_mean_{k}" for b in ("g", "bp", "rp") for k in ("mag", "flux_over_error")]
     require_columns(df, table, cols)
-    mag = np.stack([_f64(df, f"phot_{b}_mean_mag") for b in ("g", "bp", "rp")], axis=1)
-    foe = np.stack([_f64(df, f"phot_{b}_mean_flux_over_error") for b in ("g", "bp", "rp")], axis=1)
+    mag = np.stack([float_column(df, f"phot_{b}_mean_mag") for b in ("g", "bp", "rp")], axis=1)
+    foe = np.stack([float_column(df, f"phot_{b}_mean_flux_over_error") for b in ("g", "bp", "rp")], axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         err = MAG_ERR / foe
     return _bands(df.index, ["gaia_g", "gaia_bp", "gaia_rp"], mag, err, foe > 0)
@@ -268,8 +268,8 @@ def lamost_cuts(df: pd.DataFrame, table: str = "lamost_dr5_ddpayne") -> CutResul
     """LAMOST DR5 DD-Payne cuts: any snr_[ugriz] > 20; qflag_chi2 == 'good'; flag_singlestar == 'YES';
     all three errors > 1e-5; finite labels. (Uncertainty maxima: :func:`label_uncertainty_cuts`.)"""
     require_columns(df, table, LAMOST_COLUMNS)
-    snr = np.stack([_f64(df, f"snr_{b}") for b in "ugriz"], axis=1)
-    return _result(
+    snr = np.stack([float_column(df, f"snr_{b}") for b in "ugriz"], axis=1)
+    return cut_result(
         table,
         df.index,
         {
@@ -278,8 +278,8 @@ def lamost_cuts(df: pd.DataFrame, table: str = "lamost_dr5_ddpayne") -> CutResul
             "flag_singlestar": (_text(df["flag_singlestar"]) != "YES").to_numpy(),
             **_label_fails(
                 df,
-                [_f64(df, c) for c in ("teff", "logg", "feh")],
-                [_f64(df, c) for c in ("teff_err", "logg_err", "feh_err")],
+                [float_column(df, c) for c in ("teff", "logg", "feh")],
+                [float_column(df, c) for c in ("teff_err", "logg_err", "feh_err")],
             ),
         },
     )
@@ -287,7 +287,7 @@ def lamost_cuts(df: pd.DataFrame, table: str = "lamost_dr5_ddpayne") -> CutResul
 
 def lamost_sigma(df: pd.DataFrame) -> np.ndarray:
     """(n, 3) reported LAMOST label errors (teff_err, logg_err, feh_err), float64."""
-    return np.stack([_f64(df, c) for c in ("teff_err", "logg_err", "feh_err")], axis=1)
+    return np.stack([float_column(df, c) for c in ("teff_err", "logg_err", "feh_err")], axis=1)
 
 
 APOGEE_COLUMNS = ("ASPCAPFLAG", "TEFF_ERR", "LOGG_ERR", "M_H_ERR", "PARAM")
@@ -299,15 +299,17 @@ def apogee_cuts(df: pd.DataFrame, table: str = "apogee_dr16_allstar") -> CutResu
     LOGG_ERR, M_H_ERR > 1e-5; PARAM[0], PARAM[1], PARAM[3] finite. Other ASPCAPFLAG bits are ignored."""
     require_columns(df, table, APOGEE_COLUMNS)
     flag = pd.to_numeric(df["ASPCAPFLAG"]).fillna(0).to_numpy().astype(np.int64)
-    param = _stack_list(df, table, "PARAM", 4)[:, list(APOGEE_PARAM_IDX)]
-    return _result(
+    param = list_column(df, table, "PARAM", 4)[:, list(APOGEE_PARAM_IDX)]
+    return cut_result(
         table,
         df.index,
         {
             "star_warn": (flag & APOGEE_STAR_WARN) != 0,
             "star_bad": (flag & APOGEE_STAR_BAD) != 0,
             **_label_fails(
-                df, [param[:, 0], param[:, 1], param[:, 2]], [_f64(df, c) for c in ("TEFF_ERR", "LOGG_ERR", "M_H_ERR")]
+                df,
+                [param[:, 0], param[:, 1], param[:, 2]],
+                [float_column(df, c) for c in ("TEFF_ERR", "LOGG_ERR", "M_H_ERR")],
             ),
         },
     )
@@ -328,17 +330,17 @@ GALAH_COLUMNS = (
 def galah_cuts(df: pd.DataFrame, table: str = "galah_dr2") -> CutResult:
     """GALAH DR2 cuts: flag_cannon == 0; any snr_c1..c4 > 20; e_teff, e_logg, e_fe_h > 1e-5; finite labels."""
     require_columns(df, table, GALAH_COLUMNS)
-    snr = np.stack([_f64(df, f"snr_c{i}") for i in range(1, 5)], axis=1)
-    return _result(
+    snr = np.stack([float_column(df, f"snr_c{i}") for i in range(1, 5)], axis=1)
+    return cut_result(
         table,
         df.index,
         {
-            "flag_cannon": ~(_f64(df, "flag_cannon") == 0),
+            "flag_cannon": ~(float_column(df, "flag_cannon") == 0),
             "low_snr": ~np.any(snr > 20, axis=1),
             **_label_fails(
                 df,
-                [_f64(df, c) for c in ("teff", "logg", "fe_h")],
-                [_f64(df, c) for c in ("e_teff", "e_logg", "e_fe_h")],
+                [float_column(df, c) for c in ("teff", "logg", "fe_h")],
+                [float_column(df, c) for c in ("e_teff", "e_logg", "e_fe_h")],
             ),
         },
     )
@@ -365,7 +367,7 @@ def label_uncertainty_cuts(
     floored = np.sqrt(s**2 + np.asarray(floor, dtype=np.float64) ** 2)
     bad = ~(floored <= np.asarray(sigma_max, dtype=np.float64))  # NaN fails
     idx = index if index is not None else pd.RangeIndex(len(s))
-    res = _result(table, idx, {f"sigma_{name}_max": bad[:, j] for j, name in enumerate(LABEL_NAMES)})
+    res = cut_result(table, idx, {f"sigma_{name}_max": bad[:, j] for j, name in enumerate(LABEL_NAMES)})
     return floored, res
 
 
@@ -415,7 +417,7 @@ def tmass_bands(df: pd.DataFrame, table: str = "tmass_psc") -> tuple[BandPhotome
     """
     require_columns(df, table, TMASS_COLUMNS)
     qual, rd, cc = (_text(df[c]) for c in ("ph_qual", "rd_flg", "cc_flg"))
-    source_ok = (_f64(df, "use_src") == 1) & (_f64(df, "gal_contam") == 0)
+    source_ok = (float_column(df, "use_src") == 1) & (float_column(df, "gal_contam") == 0)
     ok = np.stack(
         [
             ((_char(qual, i) == "A") | np.isin(_char(rd, i), ["1", "3"])) & (_char(cc, i) == "0") & source_ok
@@ -423,10 +425,10 @@ def tmass_bands(df: pd.DataFrame, table: str = "tmass_psc") -> tuple[BandPhotome
         ],
         axis=1,
     )
-    mag = np.stack([_f64(df, f"{b}_m") for b, _ in TMASS_BANDS], axis=1)
-    err = np.stack([_f64(df, f"{b}_msigcom") for b, _ in TMASS_BANDS], axis=1)
-    ext = _f64(df, "ext_key")
-    ext_cut = _result(table, df.index, {"ext_key": np.nan_to_num(ext, nan=0.0) > 0})
+    mag = np.stack([float_column(df, f"{b}_m") for b, _ in TMASS_BANDS], axis=1)
+    err = np.stack([float_column(df, f"{b}_msigcom") for b, _ in TMASS_BANDS], axis=1)
+    ext = float_column(df, "ext_key")
+    ext_cut = cut_result(table, df.index, {"ext_key": np.nan_to_num(ext, nan=0.0) > 0})
     return _bands(df.index, [n for _, n in TMASS_BANDS], mag, err, ok), ext_cut
 
 
@@ -445,11 +447,13 @@ def unwise_bands(df: pd.DataFrame, table: str = "unwise") -> BandPhotometry:
     cols = [f"{c}_{b}" for b, _ in UNWISE_BANDS for c in ("flux", "dflux", "rchi2", "fracflux", "flags_unwise")]
     require_columns(df, table, cols)
     names = [n for _, n in UNWISE_BANDS]
-    flux = np.stack([_f64(df, f"flux_{b}") for b, _ in UNWISE_BANDS], axis=1)
-    dflux = np.stack([_f64(df, f"dflux_{b}") for b, _ in UNWISE_BANDS], axis=1)
+    flux = np.stack([float_column(df, f"flux_{b}") for b, _ in UNWISE_BANDS], axis=1)
+    dflux = np.stack([float_column(df, f"dflux_{b}") for b, _ in UNWISE_BANDS], axis=1)
     ok = np.stack(
         [
-            (_f64(df, f"flags_unwise_{b}") == 0) & (_f64(df, f"fracflux_{b}") > 0.5) & (_f64(df, f"rchi2_{b}") <= 5)
+            (float_column(df, f"flags_unwise_{b}") == 0)
+            & (float_column(df, f"fracflux_{b}") > 0.5)
+            & (float_column(df, f"rchi2_{b}") <= 5)
             for b, _ in UNWISE_BANDS
         ],
         axis=1,
@@ -478,10 +482,10 @@ def ps1_bands(df: pd.DataFrame, table: str = "ps1_mean_object") -> BandPhotometr
         f"{p}{b}{s}" for b in PS1_FILTERS for p, s in (("", "MeanPSFMag"), ("", "MeanPSFMagErr"), ("", "MeanApMag"))
     ]
     require_columns(df, table, [*(f"n{b}" for b in PS1_FILTERS), *cols])
-    psf = np.stack([_f64(df, f"{b}MeanPSFMag") for b in PS1_FILTERS], axis=1)
-    err = np.stack([_f64(df, f"{b}MeanPSFMagErr") for b in PS1_FILTERS], axis=1)
-    ap = np.stack([_f64(df, f"{b}MeanApMag") for b in PS1_FILTERS], axis=1)
-    nobs = np.stack([_f64(df, f"n{b}") for b in PS1_FILTERS], axis=1)
+    psf = np.stack([float_column(df, f"{b}MeanPSFMag") for b in PS1_FILTERS], axis=1)
+    err = np.stack([float_column(df, f"{b}MeanPSFMagErr") for b in PS1_FILTERS], axis=1)
+    ap = np.stack([float_column(df, f"{b}MeanApMag") for b in PS1_FILTERS], axis=1)
+    nobs = np.stack([float_column(df, f"n{b}") for b in PS1_FILTERS], axis=1)
     present = (nobs > 0) & (psf != PS1_MISSING) & (err != PS1_MISSING) & np.isfinite(psf) & np.isfinite(err)
     ap_ok = present & (ap != PS1_MISSING) & np.isfinite(ap)
     excess = np.where(ap_ok, psf - ap, -np.inf)

@@ -1,0 +1,291 @@
+"""The archive interface: one small description per archive table, and the backends that serve them.
+
+Every table comes back as a pandas DataFrame with the archive's own column names (ARCHIVES.md §1-§8),
+whichever backend serves it. A backend only decides *where* a table's file is:
+
+* :class:`SimulatedBackend` reads ``<root>/archives/<table>.parquet`` written by the simulated sky;
+* the ``remote`` backend (the archive-query stage) will write the same tables into its cache.
+
+Rules receive the file path from :func:`table_path` and read it with :func:`read_table`, which checks the
+file against the table's :class:`ArchiveTable` description and raises errors naming the file, the column
+and the rows at fault. So rules never know which backend produced a table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import ConfigError, DataError, SchemaError
+
+# Column kinds: "int" (integer), "float" (floating or integer), "str" (string), "list" (list of numbers),
+# "num" (integer or floating; flags sometimes arrive as either).
+_KIND_CHECKS = {
+    "int": pa.types.is_integer,
+    "float": lambda t: pa.types.is_floating(t) or pa.types.is_integer(t),
+    "num": lambda t: pa.types.is_floating(t) or pa.types.is_integer(t),
+    "str": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),
+    "list": lambda t: pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t),
+}
+
+
+@dataclass(frozen=True)
+class ArchiveTable:
+    """What the catalog stage needs from one archive table.
+
+    ``columns`` maps every column the cuts and matches read to its kind (see ``_KIND_CHECKS``);
+    ``key`` is the table's identifier column, ``ra``/``dec`` its position columns (None where the table
+    has no positions, e.g. best-neighbour tables).
+    """
+
+    name: str
+    archive: str
+    service_table: str
+    key: str
+    columns: Mapping[str, str]
+    ra: str | None = None
+    dec: str | None = None
+
+
+def _cols(kind: str, names: Iterable[str]) -> dict[str, str]:
+    return dict.fromkeys(names, kind)
+
+
+_BEST_NEIGHBOUR = {"source_id": "int", "angular_distance": "float"}
+
+TABLES: dict[str, ArchiveTable] = {
+    t.name: t
+    for t in (
+        ArchiveTable(
+            "gaia_source",
+            "Gaia DR2",
+            "gaiadr2.gaia_source",
+            "source_id",
+            {
+                "source_id": "int",
+                "ra": "float",
+                "dec": "float",
+                "l": "float",
+                "b": "float",
+                "parallax": "float",
+                "parallax_error": "float",
+                **_cols("num", ["visibility_periods_used", "astrometric_n_good_obs_al", "phot_g_n_obs"]),
+                "astrometric_chi2_al": "float",
+                **_cols("float", [f"phot_{b}_mean_{k}" for b in ("g", "bp", "rp") for k in ("mag", "flux_over_error")]),
+            },
+            "ra",
+            "dec",
+        ),
+        ArchiveTable(
+            "panstarrs1_best_neighbour",
+            "Gaia DR2",
+            "gaiadr2.panstarrs1_best_neighbour",
+            "source_id",
+            {**_BEST_NEIGHBOUR, "original_ext_source_id": "int"},
+        ),
+        ArchiveTable(
+            "tmass_best_neighbour",
+            "Gaia DR2",
+            "gaiadr2.tmass_best_neighbour",
+            "source_id",
+            {**_BEST_NEIGHBOUR, "original_ext_source_id": "str"},
+        ),
+        ArchiveTable(
+            "ps1_mean_object",
+            "Pan-STARRS1 DR2",
+            "dbo.MeanObjectView",
+            "objID",
+            {
+                "objID": "int",
+                "raMean": "float",
+                "decMean": "float",
+                **_cols("num", [f"n{b}" for b in "grizy"]),
+                **_cols("float", [f"{b}{s}" for b in "grizy" for s in ("MeanPSFMag", "MeanPSFMagErr", "MeanApMag")]),
+            },
+            "raMean",
+            "decMean",
+        ),
+        ArchiveTable(
+            "tmass_psc",
+            "2MASS PSC",
+            "fp_psc",
+            "designation",
+            {
+                "designation": "str",
+                "ra": "float",
+                "dec": "float",
+                **_cols("float", [f"{b}_{s}" for b in "jhk" for s in ("m", "msigcom")]),
+                **_cols("str", ["ph_qual", "rd_flg", "cc_flg"]),
+                **_cols("num", ["use_src", "gal_contam", "ext_key"]),
+            },
+            "ra",
+            "dec",
+        ),
+        ArchiveTable(
+            "unwise",
+            "unWISE",
+            "unwise_dr1.object",
+            "unwise_objid",
+            {
+                "unwise_objid": "str",
+                "ra": "float",
+                "dec": "float",
+                "primary": "num",
+                **_cols("float", [f"{c}_{b}" for b in ("w1", "w2") for c in ("flux", "dflux", "rchi2", "fracflux")]),
+                **_cols("num", ["flags_unwise_w1", "flags_unwise_w2"]),
+            },
+            "ra",
+            "dec",
+        ),
+        ArchiveTable(
+            "lamost_dr5_ddpayne",
+            "LAMOST DR5 DD-Payne",
+            "J/ApJS/245/34/catalog",
+            "obsid",
+            {
+                "obsid": "int",
+                "ra": "float",
+                "dec": "float",
+                **_cols("float", ["teff", "teff_err", "logg", "logg_err", "feh", "feh_err"]),
+                **_cols("float", [f"snr_{b}" for b in "ugriz"]),
+                **_cols("str", ["qflag_chi2", "flag_singlestar"]),
+            },
+            "ra",
+            "dec",
+        ),
+        ArchiveTable(
+            "apogee_dr16_allstar",
+            "APOGEE DR16",
+            "allStar-r12-l33.fits",
+            "APOGEE_ID",
+            {
+                "APOGEE_ID": "str",
+                "RA": "float",
+                "DEC": "float",
+                "SNR": "float",
+                "ASPCAPFLAG": "int",
+                **_cols("float", ["TEFF_ERR", "LOGG_ERR", "M_H_ERR"]),
+                **_cols("list", ["PARAM", "FPARAM_COV"]),
+            },
+            "RA",
+            "DEC",
+        ),
+        ArchiveTable(
+            "galah_dr2",
+            "GALAH DR2",
+            "J/MNRAS/478/4513",
+            "sobject_id",
+            {
+                "sobject_id": "int",
+                "ra": "float",
+                "dec": "float",
+                **_cols("float", ["teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h"]),
+                **_cols("float", [f"snr_c{i}" for i in range(1, 5)]),
+                "flag_cannon": "num",
+            },
+            "ra",
+            "dec",
+        ),
+    )
+}
+
+BACKENDS = ("simulated", "remote")
+
+
+class SimulatedBackend:
+    """Tables of the built-in simulated sky: ``<root>/archives/<table>.parquet``."""
+
+    name = "simulated"
+
+    def __init__(self, root: str | Path = "resources/simulated"):
+        self.root = Path(root)
+
+    def path(self, table: str) -> Path:
+        _spec(table)
+        return self.root / "archives" / f"{table}.parquet"
+
+
+class RemoteBackend:
+    """Tables fetched from the real archives into a local cache (``<cache>/<table>.parquet``)."""
+
+    name = "remote"
+
+    def __init__(self, cache: str | Path = "resources/archives"):
+        self.cache = Path(cache)
+
+    def path(self, table: str) -> Path:
+        _spec(table)
+        return self.cache / f"{table}.parquet"
+
+
+def backend_from_config(config: Mapping[str, Any]):
+    """The backend named by ``config["backend"]``."""
+    name = config.get("backend", "simulated")
+    if name == "simulated":
+        return SimulatedBackend(config.get("simulated_root", "resources/simulated"))
+    if name == "remote":
+        return RemoteBackend(config.get("archive_cache", "resources/archives"))
+    raise ConfigError(f"config key 'backend' is {name!r}; expected one of {', '.join(BACKENDS)}")
+
+
+def table_path(config: Mapping[str, Any], table: str) -> Path:
+    """Path of archive table ``table`` under the configured backend."""
+    return backend_from_config(config).path(table)
+
+
+def _spec(table: str) -> ArchiveTable:
+    try:
+        return TABLES[table]
+    except KeyError:
+        raise KeyError(f"unknown archive table {table!r}; known: {', '.join(TABLES)}") from None
+
+
+def check_schema(schema: pa.Schema, spec: ArchiveTable, where: str) -> None:
+    """Raise :class:`SchemaError` listing every missing column and every column of the wrong kind."""
+    problems = []
+    for col, kind in spec.columns.items():
+        if col not in schema.names:
+            problems.append(f"missing column {col!r}")
+        elif not _KIND_CHECKS[kind](schema.field(col).type):
+            problems.append(f"column {col!r} has type {schema.field(col).type}, expected {kind}")
+    if problems:
+        raise SchemaError(f"{where} ({spec.archive} {spec.service_table}): " + "; ".join(problems))
+
+
+def read_table(path: str | Path, table: str, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    """Read archive table ``table`` from ``path``, checked against its description.
+
+    Raises :class:`DataError` if the file is missing, unreadable or empty, or if a position column holds
+    non-finite values (naming the column and the first offending rows), and :class:`SchemaError` if a
+    column is missing or has the wrong kind. ``columns`` restricts the columns read (default: all).
+    """
+    spec = _spec(table)
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: archive table {table!r} not found")
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise DataError(f"{path}: not a readable Parquet file ({err})") from err
+    check_schema(pf.schema_arrow, spec, str(path))
+    if pf.metadata.num_rows == 0:
+        raise DataError(f"{path}: archive table {table!r} is empty (0 rows)")
+    cols = None if columns is None else list(dict.fromkeys([spec.key, *columns]))
+    df = pf.read(columns=cols).to_pandas()
+    for col in (spec.ra, spec.dec):
+        if col is not None and col in df.columns:
+            bad = ~np.isfinite(pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan))
+            if bad.any():
+                rows = np.flatnonzero(bad)
+                raise DataError(
+                    f"{path}: column {col!r} has {len(rows)} non-finite value(s), first at row(s) "
+                    f"{', '.join(map(str, rows[:5]))} ({spec.key} {', '.join(map(str, df[spec.key].iloc[rows[:5]]))})"
+                )
+    return df

@@ -1,0 +1,321 @@
+"""The training catalog's schema (workflow/schemas/catalog.schema.yaml): loading, Arrow schema, validation
+of a catalog (built here or brought by the user) and the Markdown page docs/catalog.md.
+
+``python -m ddstars.catalog.schema`` prints the Markdown page; ``python -m ddstars.catalog.schema PATH``
+validates the catalog at PATH (a Hive-partitioned directory or one Parquet file) and prints every problem.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import yaml
+
+from ..bands import BAND_NAMES, BANDS
+from ..errors import SchemaError
+
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "catalog.schema.yaml"
+_ARROW = {
+    "int8": pa.int8(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "double": pa.float64(),
+    "bool": pa.bool_(),
+    "string": pa.string(),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str
+    unit: str
+    nullable: bool
+    description: str
+    enum: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: float | None = None
+
+    @property
+    def arrow(self) -> pa.DataType:
+        return _ARROW[self.dtype]
+
+
+@functools.lru_cache(maxsize=2)
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
+    """The parsed schema file with ``columns`` expanded to one :class:`Column` per catalog column."""
+    path = Path(path)
+    if not path.is_file():
+        raise SchemaError(f"catalog schema {path} not found (it ships with the repository in workflow/schemas/)")
+    doc = yaml.safe_load(path.read_text())
+    cols = []
+    for c in doc["columns"]:
+        names = [c["name"].format(band=b) for b in BAND_NAMES] if "{band}" in c["name"] else [c["name"]]
+        for name in names:
+            cols.append(
+                Column(
+                    name,
+                    c["dtype"],
+                    c.get("unit", ""),
+                    bool(c["nullable"]),
+                    " ".join(str(c["description"]).split()),
+                    tuple(c["enum"]) if "enum" in c else None,
+                    c.get("minimum"),
+                    c.get("maximum"),
+                    c.get("exclusive_minimum"),
+                )
+            )
+    return {**doc, "columns": tuple(cols)}
+
+
+def columns() -> tuple[Column, ...]:
+    return load_schema()["columns"]
+
+
+def column_names() -> list[str]:
+    return [c.name for c in columns()]
+
+
+def partition_column(order: int) -> str:
+    """Name of the Hive partition column at HEALPix ``order`` (e.g. ``healpix_5``)."""
+    return load_schema()["partitioning"]["column"].format(order=order)
+
+
+def arrow_schema() -> pa.Schema:
+    """Arrow schema of the catalog files (without the partition column)."""
+    return pa.schema([pa.field(c.name, c.arrow, nullable=c.nullable) for c in columns()])
+
+
+def to_arrow(df: pd.DataFrame) -> pa.Table:
+    """The catalog DataFrame as an Arrow table in schema order and types (raises naming a bad column)."""
+    missing = [c for c in column_names() if c not in df.columns]
+    if missing:
+        raise SchemaError(f"catalog frame lacks column(s) {', '.join(missing)}")
+    arrays = []
+    for c in columns():
+        try:
+            arrays.append(pa.array(df[c.name], type=c.arrow, from_pandas=True))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as err:
+            raise SchemaError(f"catalog column {c.name!r} cannot be stored as {c.dtype}: {err}") from err
+    return pa.Table.from_arrays(arrays, schema=arrow_schema())
+
+
+# --------------------------------------------------------------------------------------------- validation
+def open_catalog(path: str | Path) -> ds.Dataset:
+    """The catalog at ``path`` (Hive-partitioned directory or one Parquet file) as a pyarrow dataset."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"catalog {path} not found")
+    return ds.dataset(path, format="parquet", partitioning="hive" if path.is_dir() else None)
+
+
+def _rows(mask: np.ndarray, ids: np.ndarray, limit: int = 5) -> dict[str, Any]:
+    idx = np.flatnonzero(mask)
+    return {"n_rows": int(len(idx)), "first_rows": idx[:limit].tolist(), "first_source_ids": ids[idx[:limit]].tolist()}
+
+
+def _kind_ok(want: pa.DataType, got: pa.DataType) -> bool:
+    if pa.types.is_integer(want):
+        return pa.types.is_integer(got)
+    if pa.types.is_floating(want):
+        return pa.types.is_floating(got) or pa.types.is_integer(got)
+    if pa.types.is_string(want):
+        return pa.types.is_string(got) or pa.types.is_large_string(got) or pa.types.is_dictionary(got)
+    return got == want
+
+
+def validate_table(table: pa.Table, where: str = "catalog") -> list[dict[str, Any]]:
+    """Every problem of ``table`` against the schema: one dict per (column, problem) with the rows at fault.
+
+    Checks: missing columns, wrong types, nulls/NaN where not allowed, values outside enum or range,
+    duplicate source_id, errors without magnitudes (or the reverse), obs_<band> masks that disagree with
+    mag/err, parallax_usable that disagrees with parallax/parallax_error >= 5. Row numbers count from 0 in
+    the dataset's scan order.
+    """
+    problems: list[dict[str, Any]] = []
+
+    def add(column: str, problem: str, mask: np.ndarray | None = None) -> None:
+        entry = {"file": where, "column": column, "problem": problem}
+        if mask is not None:
+            entry.update(_rows(mask, ids))
+        problems.append(entry)
+
+    ids = (
+        table.column("source_id").to_numpy(zero_copy_only=False)
+        if "source_id" in table.column_names
+        else np.arange(table.num_rows)
+    )
+    present = {}
+    for c in columns():
+        if c.name not in table.column_names:
+            add(c.name, "missing column")
+            continue
+        col = table.column(c.name)
+        if not _kind_ok(c.arrow, col.type):
+            add(c.name, f"type {col.type}, expected {c.dtype}")
+            continue
+        values = col.to_pandas()
+        null = values.isna().to_numpy()
+        if not c.nullable and null.any():
+            add(c.name, "null or NaN where a value is required", null)
+        if c.enum is not None:
+            bad = ~values.isin(c.enum).to_numpy() & ~null
+            if bad.any():
+                add(c.name, f"value outside {list(c.enum)}", bad)
+        if pa.types.is_floating(c.arrow) or pa.types.is_integer(c.arrow):
+            v = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            if pa.types.is_floating(c.arrow):
+                inf = np.isinf(v)
+                if inf.any():
+                    add(c.name, "infinite value", inf)
+            with np.errstate(invalid="ignore"):
+                for bound, test, text in (
+                    (c.minimum, lambda x, m: x < m, "below minimum"),
+                    (c.maximum, lambda x, m: x > m, "above maximum"),
+                    (c.exclusive_minimum, lambda x, m: x <= m, "not above"),
+                ):
+                    if bound is not None:
+                        bad = test(v, bound)
+                        if bad.any():
+                            add(c.name, f"{text} {bound}", bad)
+        present[c.name] = values
+    if "source_id" in present:
+        dup = present["source_id"].duplicated(keep=False).to_numpy()
+        if dup.any():
+            add("source_id", "duplicate source_id", dup)
+    for band in BAND_NAMES:
+        m, e, o = (present.get(f"{k}_{band}") for k in ("mag", "err", "obs"))
+        if m is None or e is None or o is None:
+            continue
+        fm, fe = np.isfinite(m.to_numpy(float, na_value=np.nan)), np.isfinite(e.to_numpy(float, na_value=np.nan))
+        if (fm != fe).any():
+            add(f"err_{band}", "finite exactly where mag is finite: violated", fm != fe)
+        obs = o.to_numpy(bool, na_value=False)
+        if (obs != (fm & fe)).any():
+            add(f"obs_{band}", "mask disagrees with finite mag/err", obs != (fm & fe))
+    if {"parallax", "parallax_error", "parallax_usable"} <= present.keys():
+        plx, sig = (present[k].to_numpy(float, na_value=np.nan) for k in ("parallax", "parallax_error"))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            expect = np.nan_to_num(plx / sig, nan=-np.inf) >= 5
+        bad = present["parallax_usable"].to_numpy(bool, na_value=False) != expect
+        if bad.any():
+            add("parallax_usable", "disagrees with parallax / parallax_error >= 5", bad)
+    return problems
+
+
+def validate_catalog(path: str | Path, order: int | None = None) -> list[dict[str, Any]]:
+    """Validate the catalog at ``path``; also checks the HEALPix partition column if ``order`` is given."""
+    dataset = open_catalog(path)
+    table = dataset.to_table()
+    problems = validate_table(table, str(path))
+    if table.num_rows == 0:
+        problems.append({"file": str(path), "column": "", "problem": "catalog has no rows"})
+    if order is not None and table.num_rows:
+        import healpy as hp
+
+        name = partition_column(order)
+        if name not in table.column_names:
+            problems.append(
+                {"file": str(path), "column": name, "problem": f"missing partition column (directories {name}=<pixel>)"}
+            )
+        elif {"ra", "dec"} <= set(table.column_names):
+            ra = table.column("ra").to_numpy(zero_copy_only=False)
+            dec = table.column("dec").to_numpy(zero_copy_only=False)
+            ok = np.isfinite(ra) & np.isfinite(dec)
+            pix = np.full(len(ra), -1)
+            pix[ok] = hp.ang2pix(2**order, ra[ok], dec[ok], nest=True, lonlat=True)
+            bad = pix != table.column(name).to_numpy(zero_copy_only=False).astype(np.int64)
+            if bad.any():
+                ids = table.column("source_id").to_numpy(zero_copy_only=False)
+                problems.append(
+                    {"file": str(path), "column": name, "problem": "pixel disagrees with ra/dec", **_rows(bad, ids)}
+                )
+    return problems
+
+
+def format_problems(problems: list[dict[str, Any]]) -> str:
+    lines = []
+    for p in problems:
+        rows = (
+            f" ({p['n_rows']} rows, first {p['first_rows']}, source_id {p['first_source_ids']})"
+            if "n_rows" in p
+            else ""
+        )
+        lines.append(f"{p['file']}: column {p['column']!r}: {p['problem']}{rows}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------- docs
+def markdown() -> str:
+    """docs/catalog.md: every column with dtype, unit, null meaning and description."""
+    doc = load_schema()
+    lines = [
+        "# The training catalog",
+        "",
+        "<!-- Generated from workflow/schemas/catalog.schema.yaml by `python -m ddstars.catalog.schema`;"
+        " edit the schema, not this page. -->",
+        "",
+        f"Schema version {doc['version']}. One row per star, written by rule `build_catalog` to",
+        "`results/catalog/stars/` as Hive-partitioned Parquet:",
+        "",
+        "    results/catalog/stars/"
+        + doc["partitioning"]["column"].replace("{order}", "<order>")
+        + "=<pixel>/part-0.parquet",
+        "",
+        " ".join(str(doc["partitioning"]["description"]).split()),
+        "",
+        "Read one pixel without touching the others:",
+        "",
+        "```python",
+        "import pyarrow.dataset as ds",
+        'cat = ds.dataset("results/catalog/stars", format="parquet", partitioning="hive")',
+        'one = cat.to_table(filter=ds.field("healpix_2") == 37).to_pandas()',
+        "```",
+        "",
+        "A catalog built elsewhere in this schema can replace the archive stages: set `catalog.external` in",
+        "`config/config.yaml` to its path; rule `validate_catalog` checks it and reports every problem with its",
+        "column and rows (also `python -m ddstars.catalog.schema PATH`).",
+        "",
+        "Band columns: `{band}` stands for " + ", ".join(f"`{b.name}`" for b in BANDS) + ".",
+        "",
+        "| column | dtype | unit | null allowed | description |",
+        "|---|---|---|---|---|",
+    ]
+    for c in yaml.safe_load(SCHEMA_PATH.read_text())["columns"]:
+        name = c["name"]
+        extra = []
+        if "enum" in c:
+            extra.append("one of " + ", ".join(f"`{v}`" for v in c["enum"]))
+        for key, text in (("minimum", ">="), ("exclusive_minimum", ">"), ("maximum", "<=")):
+            if key in c:
+                extra.append(f"{text} {c[key]}")
+        desc = " ".join(str(c["description"]).split()) + (f" ({'; '.join(extra)})" if extra else "")
+        null = "yes (NaN/null = not available)" if c["nullable"] else "no"
+        lines.append(f"| `{name}` | {c['dtype']} | {c.get('unit') or '-'} | {null} | {desc} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        sys.stdout.write(markdown())
+        return 0
+    problems = validate_catalog(argv[0])
+    if problems:
+        print(format_problems(problems))
+        return 1
+    print(f"{argv[0]}: valid")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

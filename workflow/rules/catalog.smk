@@ -1,0 +1,190 @@
+# Catalog stage: archive tables -> per-survey cleaning -> cross-match -> zero-point offsets, photometry,
+# reddening prior -> HEALPix-partitioned catalog (results/catalog/stars/) -> Table 1 and validation.
+# The archive tables come from the configured backend (archive_table); rules do not know which.
+
+for _survey, _table in SURVEY_ARCHIVE.items():
+
+    rule:
+        name:
+            f"clean_{_survey}"
+        input:
+            archive=archive_table(_table),
+            code=package_code("catalog"),
+        output:
+            table=f"{CAT}/clean/{_survey}.parquet",
+            rejected=f"{CAT}/clean/{_survey}.rejected.parquet",
+            counts=f"{CAT}/clean/{_survey}.counts.json",
+        params:
+            survey=_survey,
+            options=clean_params(_survey),
+        log:
+            f"results/logs/catalog/clean_{_survey}.log",
+        benchmark:
+            f"results/benchmarks/catalog/clean_{_survey}.tsv"
+        resources:
+            mem_mb=4000,
+            runtime="30m",
+        conda:
+            "../../envs/catalog.yaml"
+        script:
+            "../scripts/catalog_clean.py"
+
+
+rule crossmatch_spectra:
+    input:
+        **{s: f"{CAT}/clean/{s}.parquet" for s in SPECTRO_SURVEYS},
+        gaia=f"{CAT}/clean/gaia.parquet",
+        gaia_rejected=f"{CAT}/clean/gaia.rejected.parquet",
+        code=package_code("catalog"),
+    output:
+        table=f"{CAT}/matched_spectra.parquet",
+        report=f"{CAT}/crossmatch.json",
+    params:
+        options={"match_radius_arcsec": config["catalog"]["match_radius_arcsec"]},
+    log:
+        "results/logs/catalog/crossmatch_spectra.log",
+    benchmark:
+        "results/benchmarks/catalog/crossmatch_spectra.tsv"
+    resources:
+        mem_mb=6000,
+        runtime="30m",
+    conda:
+        "../../envs/catalog.yaml"
+    script:
+        "../scripts/catalog_crossmatch.py"
+
+
+rule zero_point_offsets:
+    input:
+        matched=rules.crossmatch_spectra.output.table,
+        code=package_code("catalog"),
+    output:
+        f"{CAT}/offsets.json",
+    params:
+        options=config["catalog"]["offsets"],
+    log:
+        "results/logs/catalog/zero_point_offsets.log",
+    conda:
+        "../../envs/catalog.yaml"
+    script:
+        "../scripts/catalog_offsets.py"
+
+
+rule match_photometry:
+    input:
+        matched=rules.crossmatch_spectra.output.table,
+        gaia=f"{CAT}/clean/gaia.parquet",
+        ps1=f"{CAT}/clean/ps1.parquet",
+        ps1_rejected=f"{CAT}/clean/ps1.rejected.parquet",
+        tmass=f"{CAT}/clean/tmass.parquet",
+        tmass_rejected=f"{CAT}/clean/tmass.rejected.parquet",
+        unwise=f"{CAT}/clean/unwise.parquet",
+        panstarrs1_best_neighbour=archive_table("panstarrs1_best_neighbour"),
+        tmass_best_neighbour=archive_table("tmass_best_neighbour"),
+        code=package_code("catalog"),
+    output:
+        table=f"{CAT}/photometry.parquet",
+        report=f"{CAT}/photometry.json",
+    params:
+        options={"match_radius_arcsec": config["catalog"]["match_radius_arcsec"]},
+    log:
+        "results/logs/catalog/match_photometry.log",
+    benchmark:
+        "results/benchmarks/catalog/match_photometry.tsv"
+    resources:
+        mem_mb=6000,
+        runtime="30m",
+    conda:
+        "../../envs/catalog.yaml"
+    script:
+        "../scripts/catalog_photometry.py"
+
+
+rule reddening_prior:
+    input:
+        matched=rules.crossmatch_spectra.output.table,
+        gaia=f"{CAT}/clean/gaia.parquet",
+        sfd=[f"{config['dustmaps']['sfd_dir']}/SFD_dust_4096_{cap}.fits" for cap in ("ngp", "sgp")],
+        bayestar=config["dustmaps"]["bayestar_file"],
+        code=package_code("catalog") + [str(SRC / "ddstars" / "dustmaps_io.py")],
+    output:
+        f"{CAT}/reddening_prior.parquet",
+    params:
+        sfd_dir=lambda wc, input: str(Path(input.sfd[0]).parent),
+        options=config["catalog"]["reddening"],
+    log:
+        "results/logs/catalog/reddening_prior.log",
+    benchmark:
+        "results/benchmarks/catalog/reddening_prior.tsv"
+    resources:
+        mem_mb=6000,
+        runtime="1h",
+    conda:
+        "../../envs/catalog.yaml"
+    script:
+        "../scripts/catalog_reddening.py"
+
+
+rule build_catalog:
+    input:
+        matched=rules.crossmatch_spectra.output.table,
+        crossmatch=rules.crossmatch_spectra.output.report,
+        offsets=rules.zero_point_offsets.output[0],
+        gaia=f"{CAT}/clean/gaia.parquet",
+        photometry=rules.match_photometry.output.table,
+        reddening=rules.reddening_prior.output[0],
+        counts=[f"{CAT}/clean/{s}.counts.json" for s in SPECTRO_SURVEYS],
+        schema="workflow/schemas/catalog.schema.yaml",
+        code=package_code("catalog"),
+    output:
+        catalog=directory(f"{CAT}/stars"),
+        report=f"{CAT}/build.json",
+    params:
+        surveys=SPECTRO_SURVEYS,
+        options={
+            k: config["catalog"][k]
+            for k in ("healpix_order", "row_group_size", "survey_priority", "parallax_min_snr", "split")
+        },
+    log:
+        "results/logs/catalog/build_catalog.log",
+    benchmark:
+        "results/benchmarks/catalog/build_catalog.tsv"
+    resources:
+        mem_mb=8000,
+        runtime="1h",
+    conda:
+        "../../envs/catalog.yaml"
+    script:
+        "../scripts/catalog_build.py"
+
+
+rule table1:
+    input:
+        catalog=catalog_dataset(),
+        code=package_code("catalog"),
+    output:
+        csv=f"{CAT}/table1.csv",
+        md=f"{CAT}/table1.md",
+    log:
+        "results/logs/catalog/table1.log",
+    conda:
+        "../../envs/catalog.yaml"
+    script:
+        "../scripts/catalog_table1.py"
+
+
+rule validate_catalog:
+    input:
+        catalog=catalog_dataset(),
+        schema="workflow/schemas/catalog.schema.yaml",
+        code=package_code("catalog"),
+    output:
+        f"{CAT}/validation.json",
+    params:
+        order=None if external_catalog() else config["catalog"]["healpix_order"],
+    log:
+        "results/logs/catalog/validate_catalog.log",
+    conda:
+        "../../envs/catalog.yaml"
+    script:
+        "../scripts/catalog_validate.py"

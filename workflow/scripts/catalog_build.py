@@ -1,0 +1,16 @@
+"""Adapter of rule build_catalog: the HEALPix-partitioned training catalog and its ledger."""
+
+from typing import TYPE_CHECKING
+
+import _bootstrap  # noqa: F401  (puts src/ on sys.path)
+
+from ddstars.catalog.stages import run_build
+from ddstars.logs import log_to_file
+
+if TYPE_CHECKING:
+    from snakemake.script import snakemake
+
+log_to_file(snakemake.log[0])
+inputs = {k: snakemake.input[k] for k in ("matched", "crossmatch", "offsets", "gaia", "photometry", "reddening")}
+inputs["counts"] = dict(zip(snakemake.params.surveys, snakemake.input.counts, strict=True))
+run_build(inputs, snakemake.output.catalog, snakemake.output.report, snakemake.params.options)
