@@ -35,6 +35,7 @@ lint: $(STAMP)
 # Speed and memory benchmarks (never part of `make test`).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_simulate.py
+	$(BIN)/python benchmarks/bench_catalog.py
 
 clean:
 	rm -rf results resources/simulated .snakemake

@@ -57,3 +57,29 @@ def small_sky(tmp_path_factory, sky_models):
     paths = sky_paths(out)
     manifest = generate(cfg, paths, models=sky_models)
     return {"cfg": cfg, "paths": paths, "manifest": manifest}
+
+
+@pytest.fixture(scope="session")
+def small_maps(small_sky):
+    """SFD-like and Bayestar19-like maps of the small sky (coarse grids)."""
+    from ddstars.simulate.maps import write_maps
+
+    out = small_sky["paths"]["truth"].parent / "dustmaps"
+    sfd_dir, bayestar = out / "sfd", out / "bayestar" / "bayestar2019.h5"
+    cfg = copy.deepcopy(small_sky["cfg"])
+    default_dust = default_config()["simulate"]["dust"]
+    for key in ("bayestar_nside", "bayestar_n_samples"):  # the default map resolution (3 s to write)
+        cfg["dust"][key] = default_dust[key]
+    write_maps(cfg, sfd_dir, bayestar)
+    return {"sfd_dir": sfd_dir, "bayestar": bayestar}
+
+
+@pytest.fixture(scope="session")
+def small_catalog(small_sky, small_maps, tmp_path_factory):
+    """The whole catalog stage run in-process on the small sky with the default catalog options."""
+    from ddstars.catalog.stages import run_all
+
+    out = tmp_path_factory.mktemp("catalog")
+    options = default_config()["catalog"]
+    run_all(small_sky["paths"], small_maps["sfd_dir"], small_maps["bayestar"], out, options)
+    return {"out": out, "options": options, **small_sky}

@@ -34,7 +34,18 @@ def test_lint_is_clean():
 def test_dry_run_default_config():
     r = snakemake("-n", "--forceall", "--quiet", "rules")
     assert r.returncode == 0, r.stdout + r.stderr
-    for rule in ("simulate_sky", "simulate_dustmaps", "summarize_simulation"):
+    for rule in (
+        "simulate_sky",
+        "simulate_dustmaps",
+        "summarize_simulation",
+        "clean_lamost",
+        "clean_unwise",
+        "crossmatch_spectra",
+        "zero_point_offsets",
+        "build_catalog",
+        "table1",
+        "validate_catalog",
+    ):
         assert rule in r.stdout + r.stderr
 
 
@@ -62,10 +73,23 @@ def test_bad_config_stops_before_any_job(tmp_path, edit, words):
     assert not (tmp_path / "resources").exists() and not (tmp_path / "results").exists()
 
 
-def test_tiny_end_to_end_run_then_nothing_to_do(tmp_path):
+def jobs(dry_run_output: str) -> set[str]:
+    """Rule names of the jobs a dry run lists."""
+    return {line.split()[1].rstrip(":") for line in dry_run_output.splitlines() if line.startswith("rule ")}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("tiny")
     cfg = small_config(n_stars=3000)
+    cfg["catalog"]["offsets"]["min_pairs"] = 10  # a 3000-star sky shares few stars between surveys
     write_config(tmp_path, cfg)
     r = snakemake("--cores", "2", workdir=tmp_path)
+    return tmp_path, cfg, r
+
+
+def test_tiny_end_to_end_run_then_nothing_to_do(tiny_run):
+    tmp_path, cfg, r = tiny_run
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     summary = json.loads((tmp_path / "results/simulation/summary.json").read_text())
     assert summary["n_stars"] == 3000
@@ -78,3 +102,59 @@ def test_tiny_end_to_end_run_then_nothing_to_do(tmp_path):
     r = snakemake("-n", "--cores", "1", workdir=tmp_path)
     assert r.returncode == 0
     assert "Nothing to be done" in r.stdout + r.stderr
+    cat = tmp_path / "results/catalog"
+    assert json.loads((cat / "validation.json").read_text())["valid"] is True
+    parts = [p.name for p in (cat / "stars").iterdir() if not p.name.startswith(".")]  # .snakemake_timestamp
+    assert parts and all(p.startswith("healpix_2=") for p in parts)
+    table1 = (cat / "table1.csv").read_text()
+    assert "unwise_w2" in table1
+    for survey in ("gaia", "ps1", "tmass", "unwise", "lamost", "apogee", "galah"):
+        assert (cat / "clean" / f"{survey}.counts.json").exists()
+
+
+def test_changing_one_cut_reruns_only_what_depends_on_it(tiny_run):
+    tmp_path, cfg, _ = tiny_run
+    edited = json.loads(json.dumps(cfg))
+    edited["catalog"]["label_sigma_max"] = [150.0, 0.5, 0.5]
+    write_config(tmp_path, edited)
+    try:
+        r = snakemake("-n", "--cores", "1", workdir=tmp_path)
+    finally:
+        write_config(tmp_path, cfg)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ran = jobs(r.stdout)
+    assert {"clean_lamost", "clean_apogee", "clean_galah", "build_catalog", "table1"} <= ran
+    assert not ran & {"simulate_sky", "simulate_dustmaps", "clean_gaia", "clean_ps1", "clean_tmass", "clean_unwise"}
+
+
+def test_bring_your_own_catalog(tiny_run, tmp_path):
+    import shutil
+
+    built, cfg, _ = tiny_run
+    shutil.copytree(built / "results/catalog/stars", tmp_path / "mycat")
+    own = json.loads(json.dumps(cfg))
+    own["catalog"]["external"] = "mycat"
+    write_config(tmp_path, own)
+    r = snakemake("-n", "--cores", "1", workdir=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert jobs(r.stdout) == {"table1", "validate_catalog", "all"}  # no archive or catalog stage
+    r = snakemake("--cores", "1", workdir=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((tmp_path / "results/catalog/validation.json").read_text())["valid"] is True
+    assert (tmp_path / "results/catalog/table1.csv").read_text() == (built / "results/catalog/table1.csv").read_text()
+
+    # A broken catalog: the run stops and the log names the file, the column and the rows.
+    import pyarrow.dataset as ds
+
+    shutil.rmtree(tmp_path / "results")
+    data = ds.dataset(tmp_path / "mycat", partitioning="hive").to_table().to_pandas()
+    shutil.rmtree(tmp_path / "mycat")
+    (tmp_path / "mycat").mkdir()
+    data.drop(columns=["healpix_2", "sigma_ebv_prior"]).assign(teff=lambda d: d["teff"].where(d.index != 2)).to_parquet(
+        tmp_path / "mycat" / "part-0.parquet", index=False
+    )
+    r = snakemake("--cores", "1", workdir=tmp_path)
+    assert r.returncode != 0
+    log = (tmp_path / "results/logs/catalog/validate_catalog.log").read_text()
+    assert "column 'sigma_ebv_prior': missing column" in log
+    assert "column 'teff': null or NaN where a value is required (1 rows, first [2]" in log

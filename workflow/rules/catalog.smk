@@ -134,7 +134,7 @@ rule build_catalog:
         photometry=rules.match_photometry.output.table,
         reddening=rules.reddening_prior.output[0],
         counts=[f"{CAT}/clean/{s}.counts.json" for s in SPECTRO_SURVEYS],
-        schema="workflow/schemas/catalog.schema.yaml",
+        schema=CATALOG_SCHEMA,
         code=package_code("catalog"),
     output:
         catalog=directory(f"{CAT}/stars"),
@@ -176,7 +176,7 @@ rule table1:
 rule validate_catalog:
     input:
         catalog=catalog_dataset(),
-        schema="workflow/schemas/catalog.schema.yaml",
+        schema=CATALOG_SCHEMA,
         code=package_code("catalog"),
     output:
         f"{CAT}/validation.json",

@@ -73,6 +73,16 @@ def split_of(star_id: np.ndarray, fractions: Sequence[float] = (0.7, 0.2, 0.1), 
 
 
 # --------------------------------------------------------------------------------------------- assembly
+def parallax_usable(parallax, parallax_error, min_snr: float = PARALLAX_MIN_SNR) -> np.ndarray:
+    """True where parallax / parallax_error >= ``min_snr`` (paper §3.2: parallaxes with S/N < 5 are
+    disregarded; S/N exactly 5 is used). Missing values and non-positive errors give False."""
+    plx = np.asarray(parallax, dtype=float)
+    sig = np.asarray(parallax_error, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        snr = np.where(sig > 0, plx / sig, np.nan)
+    return np.nan_to_num(snr, nan=-np.inf) >= min_snr
+
+
 def assemble(
     matched: pd.DataFrame,
     offsets: Mapping[str, Any],
@@ -120,9 +130,9 @@ def assemble(
 
     for b in BAND_NAMES:
         cat[f"obs_{b}"] = np.isfinite(cat[f"mag_{b}"].to_numpy(float)) & np.isfinite(cat[f"err_{b}"].to_numpy(float))
-    plx, sig = cat["parallax"].to_numpy(float), cat["parallax_error"].to_numpy(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cat["parallax_usable"] = np.nan_to_num(plx / sig, nan=-np.inf) >= o.get("parallax_min_snr", PARALLAX_MIN_SNR)
+    cat["parallax_usable"] = parallax_usable(
+        cat["parallax"], cat["parallax_error"], o.get("parallax_min_snr", PARALLAX_MIN_SNR)
+    )
     split = o.get("split", {})
     cat["split"] = split_of(
         cat["source_id"].to_numpy(),

@@ -68,7 +68,7 @@ def measure_offsets(
     result: dict[str, Any] = {reference: {x: {"value": 0.0, "error": 0.0, "n_pairs": len(ref)} for x in LABELS}}
     for s in surveys:
         rows = matched.loc[matched["survey"] == s, cols].set_index("source_id")
-        pair = rows.join(ref, how="inner", lsuffix="_s", rsuffix="_ref")
+        pair = rows.merge(ref, how="inner", left_index=True, right_index=True, suffixes=("_s", "_ref"))
         if len(pair) < min_pairs:
             raise DataError(
                 f"zero-point offsets: only {len(pair)} stars shared by {s} and {reference} (need >= {min_pairs}); "

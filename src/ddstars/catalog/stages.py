@@ -168,6 +168,108 @@ def run_validate(catalog: PathLike, out: PathLike, order: int | None) -> list:
     problems = schema.validate_catalog(catalog, order)
     write_json({"catalog": str(catalog), "valid": not problems, "problems": problems}, out)
     if problems:
-        raise DataError(f"catalog {catalog} fails its schema:\n{schema.format_problems(problems)}")
+        message = f"catalog {catalog} fails its schema:\n{schema.format_problems(problems)}"
+        log.error(message)
+        raise DataError(message)
     log.info("catalog %s is valid", catalog)
     return problems
+
+
+def run_all(
+    archive: Mapping[str, PathLike],
+    sfd_dir: PathLike,
+    bayestar: PathLike,
+    out: PathLike,
+    options: Mapping[str, Any] | None = None,
+) -> dict[str, float]:
+    """Every catalog rule in order, in this process (tests and benchmarks; the workflow runs them as rules).
+
+    ``archive`` maps archive table names to files; outputs go under ``out`` with the workflow's names.
+    Returns the seconds each stage took.
+    """
+    o = dict(options or {})
+    out = Path(out)
+    times: dict[str, float] = {}
+    clean_out = {}
+    for survey, table in clean.SURVEY_TABLES.items():
+        t0 = time.perf_counter()
+        paths = {
+            "table": out / "clean" / f"{survey}.parquet",
+            "rejected": out / "clean" / f"{survey}.rejected.parquet",
+            "counts": out / "clean" / f"{survey}.counts.json",
+        }
+        run_clean(survey, archive[table], paths, o)
+        clean_out[survey] = paths
+        times[f"clean_{survey}"] = time.perf_counter() - t0
+    gaia = clean_out["gaia"]["table"]
+    steps = [
+        (
+            "crossmatch_spectra",
+            lambda: run_crossmatch(
+                {s: clean_out[s]["table"] for s in clean.SPECTROSCOPIC},
+                gaia,
+                clean_out["gaia"]["rejected"],
+                out / "matched_spectra.parquet",
+                out / "crossmatch.json",
+                o,
+            ),
+        ),
+        (
+            "zero_point_offsets",
+            lambda: run_offsets(out / "matched_spectra.parquet", out / "offsets.json", o.get("offsets", {})),
+        ),
+        (
+            "match_photometry",
+            lambda: run_photometry(
+                out / "matched_spectra.parquet",
+                gaia,
+                {
+                    "ps1": clean_out["ps1"]["table"],
+                    "ps1_rejected": clean_out["ps1"]["rejected"],
+                    "tmass": clean_out["tmass"]["table"],
+                    "tmass_rejected": clean_out["tmass"]["rejected"],
+                    "unwise": clean_out["unwise"]["table"],
+                    "panstarrs1_best_neighbour": archive["panstarrs1_best_neighbour"],
+                    "tmass_best_neighbour": archive["tmass_best_neighbour"],
+                },
+                out / "photometry.parquet",
+                out / "photometry.json",
+                o,
+            ),
+        ),
+        (
+            "reddening_prior",
+            lambda: run_reddening(
+                out / "matched_spectra.parquet",
+                gaia,
+                sfd_dir,
+                bayestar,
+                out / "reddening_prior.parquet",
+                o.get("reddening", {}),
+            ),
+        ),
+        (
+            "build_catalog",
+            lambda: run_build(
+                {
+                    "matched": out / "matched_spectra.parquet",
+                    "crossmatch": out / "crossmatch.json",
+                    "offsets": out / "offsets.json",
+                    "gaia": gaia,
+                    "photometry": out / "photometry.parquet",
+                    "reddening": out / "reddening_prior.parquet",
+                    "counts": {s: clean_out[s]["counts"] for s in clean.SPECTROSCOPIC},
+                },
+                out / "stars",
+                out / "build.json",
+                o,
+            ),
+        ),
+        ("table1", lambda: run_table1(out / "stars", out / "table1.csv", out / "table1.md")),
+        ("validate_catalog", lambda: run_validate(out / "stars", out / "validation.json", o.get("healpix_order", 2))),
+    ]
+    for name, step in steps:
+        t0 = time.perf_counter()
+        step()
+        times[name] = time.perf_counter() - t0
+    return times

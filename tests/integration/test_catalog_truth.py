@@ -1,0 +1,159 @@
+"""The catalog stage on the small simulated sky, compared with the simulation's truth table."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ddstars.bands import BAND_NAMES
+from ddstars.catalog.build import read_catalog
+
+SURVEYS = ("lamost", "apogee", "galah")
+
+
+@pytest.fixture(scope="module")
+def truth(small_catalog):
+    return pd.read_parquet(small_catalog["paths"]["truth"])
+
+
+@pytest.fixture(scope="module")
+def catalog(small_catalog):
+    return read_catalog(small_catalog["out"] / "stars")
+
+
+def _good_in(truth: pd.DataFrame, survey: str) -> np.ndarray:
+    """Stars with a spectrum in ``survey`` that no survey cut should remove (from the truth flags)."""
+    fails = [c for c in truth.columns if c.startswith(f"fail_{survey}_")]
+    return truth[f"in_{survey}"].to_numpy() & ~truth[fails].any(axis=1).to_numpy()
+
+
+def _expected(truth: pd.DataFrame) -> pd.DataFrame:
+    gaia_fail = truth[[c for c in truth.columns if c.startswith("fail_gaia_")]].any(axis=1).to_numpy()
+    drop = gaia_fail | truth["fail_tmass_ext_key"].to_numpy()
+    good = {s: _good_in(truth, s) & ~drop for s in SURVEYS}
+    keep = good["lamost"] | good["apogee"] | good["galah"]
+    # survey priority apogee > galah > lamost (config default)
+    survey = np.where(good["apogee"], "apogee", np.where(good["galah"], "galah", "lamost"))
+    exp = truth.loc[keep].copy()
+    exp["exp_survey"] = survey[keep]
+    return exp.set_index("source_id")
+
+
+def test_catalog_holds_exactly_the_stars_the_truth_predicts(truth, catalog):
+    exp = _expected(truth)
+    assert len(exp) > 3000
+    got = set(catalog["source_id"])
+    assert got == set(exp.index), (len(got - set(exp.index)), len(set(exp.index) - got))
+    c = catalog.set_index("source_id").loc[exp.index]
+    np.testing.assert_array_equal(c["survey"].astype(str).to_numpy(), exp["exp_survey"].to_numpy())
+
+
+def test_every_injected_failure_is_removed_by_its_own_cut(small_catalog, truth):
+    out = small_catalog["out"]
+    for survey, id_col in (("lamost", "lamost_id"), ("galah", "galah_id")):
+        rejected = pd.read_parquet(out / "clean" / f"{survey}.rejected.parquet")
+        reasons = rejected.set_index("survey_id")["rejected_by"].astype(str)
+        t = truth[truth[f"in_{survey}"]]
+        for inj, cut in {
+            "lamost": {
+                "inj_lamost_qflag_chi2": "qflag_chi2",
+                "inj_lamost_not_single": "flag_singlestar",
+                "inj_lamost_low_snr": "low_snr",
+            },
+            "galah": {"inj_galah_flag_cannon": "flag_cannon", "inj_galah_low_snr": "low_snr"},
+        }[survey].items():
+            ids = t.loc[t[inj], id_col].astype(str)
+            assert len(ids) > 0, inj
+            assert reasons.reindex(ids).str.contains(cut).all(), (survey, inj)
+        # no row without a failure flag was removed
+        fails = [c for c in truth.columns if c.startswith(f"fail_{survey}_")]
+        good_ids = set(t.loc[~t[fails].any(axis=1), id_col].astype(str))
+        assert not good_ids & set(reasons.index)
+
+
+def test_ledger_accounts_for_every_archive_row(small_catalog, catalog):
+    doc = json.loads((small_catalog["out"] / "build.json").read_text())
+    for s in SURVEYS:
+        e = doc["ledger"][s]
+        n_archive = len(
+            pd.read_parquet(
+                small_catalog["paths"][
+                    {"lamost": "lamost_dr5_ddpayne", "apogee": "apogee_dr16_allstar", "galah": "galah_dr2"}[s]
+                ]
+            )
+        )
+        assert e["archive_rows"] == n_archive
+        assert e["in_catalog"] == int((catalog["survey"] == s).sum())
+        assert e["gaia_rejected"] > 0 and e["removed_by_survey_cuts"] > 0
+    assert doc["stars"] == len(catalog)
+
+
+def test_table1_counts_equal_truth_predictions(small_catalog, truth):
+    exp = _expected(truth)
+    t1 = pd.read_csv(small_catalog["out"] / "table1.csv").set_index("name")["n"]
+    assert t1["stars"] == len(exp)
+    for s in SURVEYS:
+        assert t1[s] == int((exp["exp_survey"] == s).sum()), s
+    for b in BAND_NAMES:
+        expected = len(exp) if b == "gaia_g" else int(exp[f"expect_{b}"].sum())
+        assert t1[b] == expected, b
+    snr = exp["obs_parallax_mas"] / exp["obs_parallax_error_mas"]
+    assert t1["parallax_snr_gt_5"] == int((snr >= 5).sum())
+
+
+def test_zero_point_offsets_recover_the_injected_ones(small_catalog):
+    doc = json.loads((small_catalog["out"] / "offsets.json").read_text())
+    injected = small_catalog["cfg"]["label_offsets"]  # survey - truth; GALAH carries the truth
+    for s in ("lamost", "apogee"):
+        for j, x in enumerate(("teff", "logg", "feh")):
+            got = doc["offsets"][s][x]
+            assert got["n_pairs"] >= 30
+            assert abs(got["value"] - injected[s][j]) < 3 * got["error"], (s, x, got, injected[s][j])
+
+
+def test_catalog_labels_are_on_the_truth_scale(small_catalog, truth, catalog):
+    offsets = json.loads((small_catalog["out"] / "offsets.json").read_text())["offsets"]
+    t = truth.set_index("source_id").loc[catalog["source_id"]]
+    for x in ("teff", "logg", "feh"):
+        d = catalog[x].to_numpy() - t[f"true_{x}"].to_numpy()
+        for s in SURVEYS:
+            m = (catalog["survey"] == s).to_numpy()
+            # the mean residual is consistent with zero given the label noise and the offset's own error
+            stderr = np.sqrt(np.mean(catalog[f"var_{x}"].to_numpy()[m]) / m.sum() + offsets[s][x]["error"] ** 2)
+            assert abs(d[m].mean()) < 4 * stderr, (x, s, d[m].mean(), stderr)
+
+
+def test_reddening_prior_contains_true_reddening(truth, catalog):
+    t = truth.set_index("source_id").loc[catalog["source_id"]]
+    z = (catalog["ebv_prior"].to_numpy() - t["true_ebv"].to_numpy()) / catalog["sigma_ebv_prior"].to_numpy()
+    for s in ("sfd", "bayestar", "default"):
+        m = (catalog["r_source"] == s).to_numpy()
+        assert m.sum() > 100, s
+        assert np.mean(np.abs(z[m]) <= 1) >= 0.95, (s, np.mean(np.abs(z[m]) <= 1))
+
+
+def test_photometry_matches_truth_within_errors(truth, catalog):
+    t = truth.set_index("source_id").loc[catalog["source_id"]]
+    for b in BAND_NAMES:
+        m = catalog[f"obs_{b}"].to_numpy()
+        true = t[f"true_mag_{b}"].to_numpy()[m]
+        if b.startswith("unwise"):
+            true = true + {"unwise_w1": 2.699, "unwise_w2": 3.339}[b]  # truth is Vega, the catalog AB
+        # the simulated noise is the reported error, i.e. the catalog error without its 0.02 mag floor
+        sigma = np.sqrt(catalog[f"err_{b}"].to_numpy()[m] ** 2 - 0.02**2)
+        z = (catalog[f"mag_{b}"].to_numpy()[m] - true) / sigma
+        assert abs(np.median(z)) < 0.1 and 0.85 < np.std(z) < 1.15, (b, np.median(z), np.std(z))
+        assert catalog.loc[~catalog[f"obs_{b}"], f"mag_{b}"].isna().all()
+
+
+def test_split_fractions_and_parallax_rule(catalog):
+    frac = catalog["split"].value_counts(normalize=True)
+    n = len(catalog)
+    for s, f in (("train", 0.7), ("validation", 0.2), ("test", 0.1)):
+        assert abs(frac[s] - f) < 4 * np.sqrt(f * (1 - f) / n), (s, frac[s])
+    snr = catalog["parallax"] / catalog["parallax_error"]
+    np.testing.assert_array_equal(catalog["parallax_usable"].to_numpy(), (snr >= 5).to_numpy())
+    assert (~catalog["parallax_usable"]).sum() > 0  # low-S/N stars stay in the catalog
