@@ -133,7 +133,13 @@ def _load_sfd(map_dir: str, mtimes: tuple[int, ...]):
     with _quiet_config_warnings(), contextlib.redirect_stdout(buf):
         from dustmaps.sfd import SFDQuery
 
-        query = SFDQuery(map_dir=map_dir)
+        try:
+            query = SFDQuery(map_dir=map_dir)
+        except Exception as err:  # astropy raises several types for a file that is not an SFD map
+            raise DataError(
+                f"SFD map in {map_dir} is not in the SFD layout (two ZEA FITS images with LAM_NSGP, "
+                f"LAM_SCAL headers): {type(err).__name__}: {err}"
+            ) from err
     _log_stdout(f"SFDQuery({map_dir})", buf.getvalue())
     log.debug("loaded SFD map from %s", map_dir)
     return query

@@ -132,3 +132,28 @@ def test_bayestar_estimate_is_mean_and_spread_of_draws(maps):
     samples = query_bayestar(maps["bayestar"], 120.0, 1.0, np.full(2000, 1.0), mode="random_sample", rng_seed=0)
     # Mean over stars of the per-star mean ~ map mean at 1 kpc (distance spread is small).
     assert abs(prior["ebv_prior"].mean() - samples.mean()) < 0.05 * samples.mean() + 0.01
+
+
+def test_dust_map_problems_name_the_file(maps, tmp_path):
+    import shutil
+
+    import h5py
+
+    from ddstars.errors import DataError, DustMapMissingError
+
+    one = (np.array([120.0]), np.array([1.0]), np.array([1.0]), np.array([0.05]))
+    with pytest.raises(DustMapMissingError, match="nowhere"):
+        reddening.reddening_prior(*one, tmp_path / "nowhere", maps["bayestar"])
+    with pytest.raises(DustMapMissingError, match="missing.h5"):
+        reddening.reddening_prior(*one, maps["sfd_dir"], tmp_path / "missing.h5")
+    bad = tmp_path / "bayestar_bad.h5"
+    with h5py.File(bad, "w") as f:
+        f.create_dataset("pixel_info", data=np.zeros(3))
+    with pytest.raises(DataError, match="bayestar_bad.h5 lacks samples, best_fit"):
+        reddening.reddening_prior(*one, maps["sfd_dir"], bad)
+    sfd_bad = tmp_path / "sfd_bad"
+    shutil.copytree(maps["sfd_dir"], sfd_bad)
+    for name in ("SFD_dust_4096_ngp.fits", "SFD_dust_4096_sgp.fits"):
+        (sfd_bad / name).write_bytes(b"SIMPLE  = not a FITS file")
+    with pytest.raises(DataError, match="sfd_bad is not in the SFD layout"):
+        reddening.reddening_prior(*one, sfd_bad, maps["bayestar"])
