@@ -3,8 +3,8 @@
 Every table comes back as a pandas DataFrame with the archive's own column names (ARCHIVES.md §1-§8),
 whichever backend serves it. A backend only decides *where* a table's file is:
 
-* :class:`SimulatedBackend` reads ``<root>/archives/<table>.parquet`` written by the simulated sky;
-* the ``remote`` backend (the archive-query stage) will write the same tables into its cache.
+* ``simulated`` reads ``resources/simulated/archives/<table>.parquet``, written by the simulated sky;
+* ``remote`` reads ``resources/archives/<table>.parquet``, the cache the archive-query stage fills.
 
 Rules receive the file path from :func:`table_path` and read it with :func:`read_table`, which checks the
 file against the table's :class:`ArchiveTable` description and raises errors naming the file, the column
@@ -199,39 +199,28 @@ TABLES: dict[str, ArchiveTable] = {
 BACKENDS = ("simulated", "remote")
 
 
-class SimulatedBackend:
-    """Tables of the built-in simulated sky: ``<root>/archives/<table>.parquet``."""
+@dataclass(frozen=True)
+class Backend:
+    """Where a backend keeps its archive tables: ``<folder>/<table>.parquet``.
 
-    name = "simulated"
+    ``simulated``: the simulated sky's ``<root>/archives``; ``remote``: the archive-query stage's cache.
+    """
 
-    def __init__(self, root: str | Path = "resources/simulated"):
-        self.root = Path(root)
-
-    def path(self, table: str) -> Path:
-        _spec(table)
-        return self.root / "archives" / f"{table}.parquet"
-
-
-class RemoteBackend:
-    """Tables fetched from the real archives into a local cache (``<cache>/<table>.parquet``)."""
-
-    name = "remote"
-
-    def __init__(self, cache: str | Path = "resources/archives"):
-        self.cache = Path(cache)
+    name: str
+    folder: Path
 
     def path(self, table: str) -> Path:
         _spec(table)
-        return self.cache / f"{table}.parquet"
+        return self.folder / f"{table}.parquet"
 
 
 def backend_from_config(config: Mapping[str, Any]):
     """The backend named by ``config["backend"]``."""
     name = config.get("backend", "simulated")
     if name == "simulated":
-        return SimulatedBackend(config.get("simulated_root", "resources/simulated"))
+        return Backend(name, Path(config.get("simulated_root", "resources/simulated")) / "archives")
     if name == "remote":
-        return RemoteBackend(config.get("archive_cache", "resources/archives"))
+        return Backend(name, Path(config.get("archive_cache", "resources/archives")))
     raise ConfigError(f"config key 'backend' is {name!r}; expected one of {', '.join(BACKENDS)}")
 
 

@@ -240,29 +240,36 @@ def _spectra(
     return Cleaned(survey, out, rejected, _counts(survey, table, res))
 
 
+def _diagonal_spectra(
+    survey: str,
+    table: str,
+    df: pd.DataFrame,
+    base: CutResult,
+    id_col: str,
+    label_cols: tuple[str, str, str],
+    error_cols: tuple[str, str, str],
+    snr_cols: list[str],
+    label_floor,
+    label_max,
+) -> Cleaned:
+    """Surveys that report independent label errors (diagonal covariance); S/N = best of ``snr_cols``."""
+    theta = np.stack([cuts.float_column(df, c) for c in label_cols], axis=1)
+    sigma = np.stack([cuts.float_column(df, c) for c in error_cols], axis=1)
+    snr = np.nanmax(np.stack([cuts.float_column(df, c) for c in snr_cols], axis=1), axis=1, initial=-np.inf)
+    ra, dec = cuts.float_column(df, "ra"), cuts.float_column(df, "dec")
+    zeros = np.zeros((len(df), 3))
+    return _spectra(
+        survey, table, df, df[id_col], ra, dec, snr, theta, sigma, sigma**2, zeros, base, label_floor, label_max
+    )
+
+
 def clean_lamost(df: pd.DataFrame, label_floor=cuts.LABEL_FLOOR, label_max=cuts.LABEL_MAX) -> Cleaned:
     """LAMOST DR5 DD-Payne: S/N, qflag_chi2, flag_singlestar, label sanity; diagonal label covariance."""
     table = "lamost_dr5_ddpayne"
     base = cuts.lamost_cuts(df, table)
-    theta = np.stack([cuts.float_column(df, c) for c in LABELS], axis=1)
-    sigma = cuts.lamost_sigma(df)
-    snr = np.nanmax(np.stack([cuts.float_column(df, f"snr_{b}") for b in "ugriz"], axis=1), axis=1, initial=-np.inf)
-    return _spectra(
-        "lamost",
-        table,
-        df,
-        df["obsid"],
-        cuts.float_column(df, "ra"),
-        cuts.float_column(df, "dec"),
-        snr,
-        theta,
-        sigma,
-        sigma**2,
-        np.zeros((len(df), 3)),
-        base,
-        label_floor,
-        label_max,
-    )
+    errors = ("teff_err", "logg_err", "feh_err")
+    snr = [f"snr_{b}" for b in "ugriz"]
+    return _diagonal_spectra("lamost", table, df, base, "obsid", LABELS, errors, snr, label_floor, label_max)
 
 
 def apogee_covariance(df: pd.DataFrame, indices=APOGEE_COV_INDICES, table: str = "apogee_dr16_allstar"):
@@ -313,27 +320,9 @@ def clean_galah(df: pd.DataFrame, label_floor=cuts.LABEL_FLOOR, label_max=cuts.L
     """GALAH DR2: flag_cannon, S/N, label sanity; diagonal label covariance."""
     table = "galah_dr2"
     base = cuts.galah_cuts(df, table)
-    theta = np.stack([cuts.float_column(df, c) for c in ("teff", "logg", "fe_h")], axis=1)
-    sigma = np.stack([cuts.float_column(df, c) for c in ("e_teff", "e_logg", "e_fe_h")], axis=1)
-    snr = np.nanmax(
-        np.stack([cuts.float_column(df, f"snr_c{i}") for i in range(1, 5)], axis=1), axis=1, initial=-np.inf
-    )
-    return _spectra(
-        "galah",
-        table,
-        df,
-        df["sobject_id"],
-        cuts.float_column(df, "ra"),
-        cuts.float_column(df, "dec"),
-        snr,
-        theta,
-        sigma,
-        sigma**2,
-        np.zeros((len(df), 3)),
-        base,
-        label_floor,
-        label_max,
-    )
+    labels, errors = ("teff", "logg", "fe_h"), ("e_teff", "e_logg", "e_fe_h")
+    snr = [f"snr_c{i}" for i in range(1, 5)]
+    return _diagonal_spectra("galah", table, df, base, "sobject_id", labels, errors, snr, label_floor, label_max)
 
 
 def clean(survey: str, df: pd.DataFrame, options: dict[str, Any] | None = None) -> Cleaned:
