@@ -113,3 +113,18 @@ def test_photometric_counterparts_via_best_neighbours_and_sky_match():
     assert out["mag_tmass_j"].iloc[0] == 12.0
     assert out["unwise_objid"].tolist()[1] == "w2" and pd.isna(out["unwise_objid"].iloc[2])  # 0.45" > 0.4"
     assert rep["tmass"]["counterpart_rejected"] == 1 and rep["ps1"]["matched"] == 1 and rep["unwise"]["matched"] == 1
+
+
+def test_no_photometric_counterparts_at_all():
+    stars = pd.DataFrame({"source_id": [1, 2], "ra": [10.0, 20.0], "dec": [0.0, 0.0]})
+    ps1 = pd.DataFrame({"objID": pd.Series([], dtype="int64"), "ra": [], "dec": [], "mag_ps1_g": [], "err_ps1_g": []})
+    tmass = pd.DataFrame(
+        {"designation": pd.Series([], dtype="str"), "ra": [], "dec": [], "mag_tmass_j": [], "err_tmass_j": []}
+    )
+    unwise = pd.DataFrame(
+        {"unwise_objid": pd.Series([], dtype="str"), "ra": [], "dec": [], "mag_unwise_w1": [], "err_unwise_w1": []}
+    )
+    bn = pd.DataFrame({"source_id": pd.Series([], dtype="int64"), "original_ext_source_id": [], "angular_distance": []})
+    out, rep = crossmatch.attach_photometry(stars, ps1, ps1, bn, tmass, tmass, bn, unwise)
+    assert out["mag_ps1_g"].isna().all() and out["ps1_objid"].isna().all() and not out["tmass_extended"].any()
+    assert rep["ps1"]["matched"] == rep["tmass"]["matched"] == rep["unwise"]["matched"] == 0

@@ -199,11 +199,13 @@ def attach_photometry(
 
     def take(clean, pos, key, out_key):
         ok = pos >= 0
-        ids = clean[key].to_numpy()[np.maximum(pos, 0)]
-        out[out_key] = pd.array(np.where(ok, ids, None), dtype="Int64" if ids.dtype.kind in "iu" else "string")
+        safe = np.where(ok, pos, 0) if len(clean) else np.zeros(0, dtype=np.int64)
+        ids = clean[key].to_numpy()
+        kind = "Int64" if ids.dtype.kind in "iu" else "string"
+        out[out_key] = pd.array(np.where(ok, ids[safe], None) if len(clean) else [None] * len(pos), dtype=kind)
         for col in clean.columns:
             if col.startswith(("mag_", "err_")):
-                out[col] = np.where(ok, clean[col].to_numpy(float)[np.maximum(pos, 0)], np.nan)
+                out[col] = np.where(ok, clean[col].to_numpy(float)[safe], np.nan) if len(clean) else np.nan
 
     pos, _ = via_best_neighbour("ps1", ps1_best_neighbour, ps1, ps1_rejected, "objID", r["ps1"])
     take(ps1, pos, "objID", "ps1_objid")
