@@ -3,6 +3,7 @@
 # Stages (one rule file each, workflow/rules/):
 #   simulate.smk  the built-in simulated sky with known truth -> resources/simulated/
 #   catalog.smk   archive tables -> cuts, cross-match, offsets, reddening prior -> results/catalog/
+#   training.smk  the data-driven stellar model fitted to the catalog -> results/model/
 #
 # Run from the repository root: `make run` (sets up .venv) or `snakemake --cores all`.
 from snakemake.utils import min_version
@@ -16,6 +17,7 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/catalog.smk"
+include: "workflow/rules/training.smk"
 
 
 rule all:

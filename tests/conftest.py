@@ -83,3 +83,44 @@ def small_catalog(small_sky, small_maps, tmp_path_factory):
     options = default_config()["catalog"]
     run_all(small_sky["paths"], small_maps["sfd_dir"], small_maps["bayestar"], out, options)
     return {"out": out, "options": options, **small_sky}
+
+
+@pytest.fixture(scope="session")
+def trained_sky(tmp_path_factory):
+    """A 60,000-star simulated sky, its catalog and a model trained on it with the paper's schedule
+    (20 rounds x 25 epochs) at batch size 256 (see README: at this catalog size the paper's 1024 gives
+    too few optimiser steps). About a minute on 2 cores."""
+    from ddstars.catalog.stages import run_all
+    from ddstars.model.stage import OUTPUTS, run_training
+    from ddstars.simulate.maps import write_maps
+    from ddstars.simulate.sky import generate
+
+    cfg = default_config()
+    sim = cfg["simulate"]
+    sim["n_stars"] = 60000
+    out = tmp_path_factory.mktemp("trained")
+    paths = sky_paths(out / "sky")
+    generate(sim, paths)
+    sfd_dir, bayestar = out / "sky" / "dustmaps" / "sfd", out / "sky" / "dustmaps" / "bayestar" / "bayestar2019.h5"
+    write_maps(sim, sfd_dir, bayestar)
+    run_all(paths, sfd_dir, bayestar, out / "catalog", cfg["catalog"])
+    options = {**cfg["train"], "batch_size": 256}
+    model_out = {
+        k: out / "model" / name
+        for k, name in zip(
+            OUTPUTS,
+            (
+                "model.keras",
+                "normalisation.json",
+                "history.csv",
+                "rounds.csv",
+                "reddening.parquet",
+                "test_predictions.parquet",
+                "summary.json",
+                "provenance.json",
+            ),
+            strict=True,
+        )
+    }
+    summary = run_training(out / "catalog" / "stars", model_out, options)
+    return {"out": out, "paths": paths, "model_out": model_out, "summary": summary, "cfg": cfg}

@@ -110,6 +110,11 @@ def test_tiny_end_to_end_run_then_nothing_to_do(tiny_run):
     assert "unwise_w2" in table1
     for survey in ("gaia", "ps1", "tmass", "unwise", "lamost", "apogee", "galah"):
         assert (cat / "clean" / f"{survey}.counts.json").exists()
+    model = json.loads((tmp_path / "results/model/summary.json").read_text())
+    assert model["n_stars"] == json.loads((cat / "build.json").read_text())["stars"]
+    assert (tmp_path / "results/model/model.keras").stat().st_size > 0
+    log = (tmp_path / "results/logs/train_model.log").read_text()
+    assert log.count("round ") >= 20 and "<chi2/dof>" in log
 
 
 def test_changing_one_cut_reruns_only_what_depends_on_it(tiny_run):
@@ -137,7 +142,7 @@ def test_bring_your_own_catalog(tiny_run, tmp_path):
     write_config(tmp_path, own)
     r = snakemake("-n", "--cores", "1", workdir=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert jobs(r.stdout) == {"table1", "validate_catalog", "all"}  # no archive or catalog stage
+    assert jobs(r.stdout) == {"table1", "validate_catalog", "train_model", "all"}  # no archive or catalog stage
     r = snakemake("--cores", "1", workdir=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path / "results/catalog/validation.json").read_text())["valid"] is True

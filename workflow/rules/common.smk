@@ -36,6 +36,7 @@ def package_code(*subpackages):
 
 
 CAT = "results/catalog"
+MODEL = "results/model"
 CATALOG_SCHEMA = str(Path(workflow.basedir) / "workflow" / "schemas" / "catalog.schema.yaml")
 SPECTRO_SURVEYS = ["lamost", "apogee", "galah"]
 PHOTO_SURVEYS = ["gaia", "ps1", "tmass", "unwise"]
@@ -82,7 +83,7 @@ def catalog_dataset():
 
 def default_targets():
     """Outputs of the default run."""
-    targets = [f"{CAT}/table1.csv", f"{CAT}/table1.md", f"{CAT}/validation.json"]
+    targets = [f"{CAT}/table1.csv", f"{CAT}/table1.md", f"{CAT}/validation.json", f"{MODEL}/summary.json"]
     if not external_catalog():
         targets.append(f"{CAT}/offsets.json")
         if config["backend"] == "simulated":

@@ -39,6 +39,12 @@ def _bernoulli(rng: np.random.Generator, p: float, n: int) -> np.ndarray:
     return rng.random(n) < p
 
 
+def _unreported(rng: np.random.Generator, cfg: dict[str, Any], shape) -> np.ndarray:
+    """Calibration scatter [mag] that the archives' errors do not report (``photometry.unreported_scatter_mag``);
+    the paper's 0.02 mag floor exists to cover it."""
+    return rng.normal(size=shape) * cfg["photometry"]["unreported_scatter_mag"]
+
+
 def offset_positions(
     rng: np.random.Generator, ra: np.ndarray, dec: np.ndarray, sigma_arcsec: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -83,7 +89,7 @@ def gaia_table(truth: Truth, cfg: dict[str, Any], rng: np.random.Generator, seri
     inj_gnobs = _bernoulli(rng, fl["gaia_phot_g_n_obs"], n)
     vis = np.where(inj_vis, rng.integers(5, 9, n), rng.integers(9, 21, n)).astype(np.int16)
     n_good = rng.integers(80, 450, n).astype(np.int32)
-    g_obs = g_true + rng.normal(0, 1, n) * sig_g
+    g_obs = g_true + rng.normal(0, 1, n) * sig_g + _unreported(rng, cfg, n)
     arenou = 1.44 * np.maximum(1.0, np.exp(-0.4 * (g_obs - 19.5)))
     unit_chi2 = np.where(
         inj_chi2, arenou * rng.uniform(1.05, 3.0, n), np.minimum(1.0 + 0.12 * np.abs(rng.normal(size=n)), 1.40)
@@ -116,10 +122,14 @@ def gaia_table(truth: Truth, cfg: dict[str, Any], rng: np.random.Generator, seri
             "phot_g_mean_mag": g_obs,
             "phot_g_mean_flux_over_error": MAG_ERR / sig_g,
             "phot_bp_n_obs": np.where(has_bp, rng.integers(8, 60, n), 0).astype(np.int32),
-            "phot_bp_mean_mag": np.where(has_bp, bp_true + rng.normal(0, 1, n) * sig_bp, np.nan),
+            "phot_bp_mean_mag": np.where(
+                has_bp, bp_true + rng.normal(0, 1, n) * sig_bp + _unreported(rng, cfg, n), np.nan
+            ),
             "phot_bp_mean_flux_over_error": np.where(has_bp, MAG_ERR / sig_bp, np.nan),
             "phot_rp_n_obs": np.where(has_rp, rng.integers(8, 60, n), 0).astype(np.int32),
-            "phot_rp_mean_mag": np.where(has_rp, rp_true + rng.normal(0, 1, n) * sig_rp, np.nan),
+            "phot_rp_mean_mag": np.where(
+                has_rp, rp_true + rng.normal(0, 1, n) * sig_rp + _unreported(rng, cfg, n), np.nan
+            ),
             "phot_rp_mean_flux_over_error": np.where(has_rp, MAG_ERR / sig_rp, np.nan),
         }
     )
@@ -226,11 +236,16 @@ def _fails_sigma_max(sigma: np.ndarray) -> np.ndarray:
     return np.any(np.sqrt(sigma**2 + THETA_FLOOR**2) > THETA_MAX, axis=1)
 
 
+def _label_unreported(rng: np.random.Generator, cfg: dict[str, Any], n: int) -> np.ndarray:
+    """Label scatter the surveys do not report (``label_unreported_scatter``; the paper's label floors)."""
+    return rng.normal(size=(n, 3)) * np.asarray(cfg["label_unreported_scatter"])[None, :]
+
+
 def _observed_labels(
-    truth: Truth, idx: np.ndarray, sigma: np.ndarray, offset: np.ndarray, rng: np.random.Generator
+    truth: Truth, idx: np.ndarray, sigma: np.ndarray, offset: np.ndarray, rng: np.random.Generator, cfg: dict[str, Any]
 ) -> np.ndarray:
     theta = np.stack([truth["true_teff"][idx], truth["true_logg"][idx], truth["true_feh"][idx]], axis=1)
-    return theta + offset[None, :] + rng.normal(size=sigma.shape) * sigma
+    return theta + offset[None, :] + rng.normal(size=sigma.shape) * sigma + _label_unreported(rng, cfg, len(idx))
 
 
 def lamost_table(truth: Truth, cfg: dict[str, Any], rng: np.random.Generator, serial0: int) -> pd.DataFrame:
@@ -249,7 +264,7 @@ def lamost_table(truth: Truth, cfg: dict[str, Any], rng: np.random.Generator, se
     sigma = _label_sigma(snr.max(axis=1), scfg)
     inj_err = _bernoulli(rng, fl["large_label_errors"], n)
     sigma = _large_errors(rng, sigma, inj_err)
-    theta = _observed_labels(truth, idx, sigma, np.asarray(cfg["label_offsets"]["lamost"]), rng)
+    theta = _observed_labels(truth, idx, sigma, np.asarray(cfg["label_offsets"]["lamost"]), rng, cfg)
     inj_chi2 = _bernoulli(rng, fl["lamost_qflag_chi2"], n)
     inj_single = _bernoulli(rng, fl["lamost_not_single"], n)
     ra, dec = offset_positions(
@@ -316,7 +331,7 @@ def apogee_table(truth: Truth, cfg: dict[str, Any], rng: np.random.Generator, se
     chol = np.linalg.cholesky(eff)
     noise = np.einsum("nij,nj->ni", chol, rng.normal(size=(n, 3)))
     theta_true = np.stack([truth["true_teff"][idx], truth["true_logg"][idx], truth["true_feh"][idx]], axis=1)
-    theta = theta_true + np.asarray(cfg["label_offsets"]["apogee"])[None, :] + noise
+    theta = theta_true + np.asarray(cfg["label_offsets"]["apogee"])[None, :] + noise + _label_unreported(rng, cfg, n)
     param = np.zeros((n, 9), dtype=np.float32)
     param[:, 0], param[:, 1], param[:, 3] = theta[:, 0], theta[:, 1], theta[:, 2]
     param[:, 2] = rng.uniform(0.8, 2.2, n)
@@ -397,7 +412,7 @@ def galah_table(truth: Truth, cfg: dict[str, Any], rng: np.random.Generator, ser
     sigma = _label_sigma(snr.max(axis=1), scfg)
     inj_err = _bernoulli(rng, fl["large_label_errors"], n)
     sigma = _large_errors(rng, sigma, inj_err)
-    theta = _observed_labels(truth, idx, sigma, np.zeros(3), rng)
+    theta = _observed_labels(truth, idx, sigma, np.zeros(3), rng, cfg)
     inj_cannon = _bernoulli(rng, fl["galah_flag_cannon"], n)
     flag = np.where(inj_cannon, 1 << rng.integers(0, 10, n), 0).astype(np.int32)
     ra, dec = offset_positions(
@@ -466,7 +481,7 @@ def ps1_table(truth: Truth, cfg: dict[str, Any], rng: np.random.Generator, seria
     det &= in_fp[:, None]
     has_row = det.any(axis=1)
     inj_ext = _bernoulli(rng, fl["ps1_extended"], n) & has_row
-    obs = true + rng.normal(size=(n, 5)) * sig
+    obs = true + rng.normal(size=(n, 5)) * sig + _unreported(rng, cfg, (n, 5))
     ap_diff = np.where(
         inj_ext[:, None], -rng.uniform(0.15, 1.0, (n, 5)), np.clip(rng.normal(0, 0.02, (n, 5)), -0.08, 0.08)
     )
@@ -542,7 +557,7 @@ def tmass_table(truth: Truth, cfg: dict[str, Any], rng: np.random.Generator) -> 
     cc = np.where(inj_cc, rng.choice(np.array(list("pcdhs")), (n, 3)), "0")
     good_band = det & ((qual == "A") | (rd == "1") | (rd == "3")) & (cc == "0")
     source_ok = ~inj_use & ~inj_gal
-    obs = true + rng.normal(size=(n, 3)) * sig
+    obs = true + rng.normal(size=(n, 3)) * sig + _unreported(rng, cfg, (n, 3))
 
     rows = np.flatnonzero(has_row)
     ra, dec = offset_positions(rng, truth["ra"][rows], truth["dec"][rows], ast["position_jitter_arcsec"]["tmass"])
@@ -624,7 +639,7 @@ def unwise_table(truth: Truth, cfg: dict[str, Any], rng: np.random.Generator, se
     f_true = vega_nanomaggies(true)
     f5 = np.array([vega_nanomaggies(ph["unwise_5sigma_mag"][b]) for b, _ in bands])
     dflux = np.hypot(f5[None, :] / 5.0, 0.004 * f_true)
-    flux = f_true + rng.normal(size=(n, 2)) * dflux
+    flux = (f_true + rng.normal(size=(n, 2)) * dflux) * 10 ** (-0.4 * _unreported(rng, cfg, (n, 2)))
     snr = flux / dflux
     det_any = (snr >= 5).any(axis=1) & (rng.random(n) < ph["completeness"]["unwise"])
     inj_flag = (rng.random((n, 2)) < fl["unwise_flags"]) & det_any[:, None]

@@ -1,0 +1,105 @@
+"""The network of the paper (METHOD.md §3), in Keras 3 (backend-agnostic layers; TensorFlow by default).
+
+Layers, named as in the authors' code and the released model:
+
+* ``stellar_model_hidden_1``, ``_2``: Dense 32, sigmoid, L2 (λ_s = 1e-4) on the kernels;
+* ``BM``: Dense 13, linear, no regularisation: M in the colour basis (M_G, M_X - M_G);
+* ``R``: Dense 13 fed directly by θ, exponential activation (R > 0), L1 (λ_r = 1e-2) on the kernel.
+
+Inputs are the normalised labels x = (θ - median) / std. The helper :func:`forward` evaluates
+(BM, R) with NumPy from the weights, for the covariance and reddening updates between rounds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..bands import N_BANDS
+
+HIDDEN = 32
+L2_HIDDEN = 1e-4
+L1_R = 1e-2
+
+
+def build(hidden: int = HIDDEN, l2: float = L2_HIDDEN, l1: float = L1_R, seed: int | None = None):
+    """The Keras model x (n, 3) -> [BM (n, 13), R (n, 13)] with Glorot-uniform kernels and zero biases."""
+    import keras
+
+    init = keras.initializers.GlorotUniform
+    x = keras.Input(shape=(3,), name="theta")
+    h = keras.layers.Dense(
+        hidden,
+        activation="sigmoid",
+        kernel_regularizer=keras.regularizers.L2(l2),
+        kernel_initializer=init(seed=None if seed is None else seed + 1),
+        name="stellar_model_hidden_1",
+    )(x)
+    h = keras.layers.Dense(
+        hidden,
+        activation="sigmoid",
+        kernel_regularizer=keras.regularizers.L2(l2),
+        kernel_initializer=init(seed=None if seed is None else seed + 2),
+        name="stellar_model_hidden_2",
+    )(h)
+    bm = keras.layers.Dense(N_BANDS, kernel_initializer=init(seed=None if seed is None else seed + 3), name="BM")(h)
+    r = keras.layers.Dense(
+        N_BANDS,
+        activation="exponential",
+        kernel_regularizer=keras.regularizers.L1(l1),
+        kernel_initializer=init(seed=None if seed is None else seed + 4),
+        name="R",
+    )(x)
+    return keras.Model(inputs=x, outputs=[bm, r], name="stellar_model")
+
+
+@dataclass(frozen=True)
+class Weights:
+    """The network's weights as float64 NumPy arrays (kernels are (in, out))."""
+
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: np.ndarray
+    w3: np.ndarray
+    b3: np.ndarray
+    wr: np.ndarray
+    br: np.ndarray
+
+    @classmethod
+    def of(cls, model) -> Weights:
+        get = [np.asarray(v, dtype=np.float64) for v in _layer_weights(model)]
+        return cls(*get)
+
+
+def _layer_weights(model):
+    out = []
+    for name in ("stellar_model_hidden_1", "stellar_model_hidden_2", "BM", "R"):
+        k, b = model.get_layer(name).get_weights()
+        out += [k, b]
+    return out
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def forward(w: Weights, x: np.ndarray, jacobian: bool = False):
+    """(BM, R) at normalised labels x (n, 3); with ``jacobian`` also dBM/dx and dR/dx, each (n, 13, 3).
+
+    The Jacobians are analytic (chain rule through the two sigmoid layers), so they cost a few small
+    matrix products across all stars.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    s1 = _sigmoid(x @ w.w1 + w.b1)
+    s2 = _sigmoid(s1 @ w.w2 + w.b2)
+    bm = s2 @ w.w3 + w.b3
+    r = np.exp(x @ w.wr + w.br)
+    if not jacobian:
+        return bm, r
+    d1 = (s1 * (1 - s1))[:, :, None] * w.w1.T[None]  # ds1/dx (n, 32, 3)
+    d2 = (s2 * (1 - s2))[:, :, None] * np.matmul(w.w2.T, d1)  # ds2/dx (n, 32, 3)
+    j_bm = np.matmul(w.w3.T, d2)
+    j_r = r[:, :, None] * w.wr.T[None]
+    return bm, r, j_bm, j_r

@@ -1,0 +1,134 @@
+"""Entry point of rule train_model: catalog in, trained model and its by-products out (results/model/)."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..bands import BAND_NAMES
+from ..io import atomic_path, write_json, write_parquet
+from . import covariance as cv
+from . import train
+from .api import StellarModel
+from .data import read_stars
+
+log = logging.getLogger(__name__)
+
+OUTPUTS = ("model", "normalisation", "history", "rounds", "reddening", "test_predictions", "summary", "provenance")
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("numpy", "pandas", "pyarrow", "tensorflow", "keras", "snakemake"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _git_commit(root: Path) -> str | None:
+    try:
+        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout.strip() or None
+
+
+def _csv(df: pd.DataFrame, path) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+
+
+def run_training(catalog: str | Path, out: Mapping[str, str | Path], options: Mapping[str, Any]) -> dict[str, Any]:
+    """Train on the catalog's train split; write the model, history, reddenings, test predictions."""
+    t0 = time.perf_counter()
+    stars = read_stars(catalog)
+    t_read = time.perf_counter() - t0
+    log.info("read %d stars from %s in %.1f s", len(stars), catalog, t_read)
+    result = train.train(stars, options)
+    model = StellarModel(result.model, result.norm)
+    model.save(Path(out["model"]).parent)
+
+    # Final reddenings and χ²/dof of every star under the final model (test stars from their own photometry).
+    state = train.final_state(result.model, result.norm, stars, options)
+    prep = train.prepare(stars, result.norm)
+    usable = prep.n_obs >= 2
+    red = pd.DataFrame(
+        {
+            "source_id": stars.source_id,
+            "split": stars.split,
+            "ebv_prior": stars.ebv_prior,
+            "sigma_ebv_prior": stars.sigma_ebv_prior,
+            "ebv_fit": state.e,
+            "sigma_ebv_fit": np.sqrt(state.var_e),
+            "chi2_dof": state.chi2_dof,
+            "n_dof": prep.n_obs - 1,
+            "usable": usable,
+        }
+    )
+    write_parquet(red, out["reddening"])
+
+    test = stars.split == "test"
+    m_abs = model.predict_absolute_magnitudes(stars.theta[test])
+    r = model.reddening_vector(stars.theta[test])
+    mu = cv.distance_modulus(np.where(stars.parallax_usable[test], stars.parallax[test], np.nan))
+    pred = pd.DataFrame(
+        {"source_id": stars.source_id[test], "ebv_fit": state.e[test], "chi2_dof": state.chi2_dof[test]}
+    )
+    for i, b in enumerate(BAND_NAMES):
+        pred[f"M_{b}"] = m_abs[:, i]
+        pred[f"R_{b}"] = r[:, i]
+        pred[f"m_pred_{b}"] = m_abs[:, i] + mu + state.e[test] * r[:, i]
+    write_parquet(pred, out["test_predictions"])
+    _csv(result.history, out["history"])
+    _csv(result.rounds, out["rounds"])
+
+    c = state.chi2_dof[test & usable]
+    fin = np.isfinite(c)
+    median_theta = np.median(stars.theta, axis=0)
+    summary = {
+        "n_stars": len(stars),
+        "n_per_split": {s: int((stars.split == s).sum()) for s in ("train", "validation", "test")},
+        "n_unusable": {s: int(((stars.split == s) & ~usable).sum()) for s in ("train", "validation", "test")},
+        "final_loss": float(result.rounds["loss"].iloc[-1]),
+        "final_val_loss": float(result.rounds["val_loss"].iloc[-1]),
+        "test_mean_chi2_dof_lt5": float(np.mean(c[fin & (c < 5)])),
+        "test_mean_chi2_dof_lt10": float(np.mean(c[fin & (c < 10)])),
+        "test_fraction_chi2_dof_ge5": float(np.mean(c[fin] >= 5)),
+        "R_at_median_theta": dict(zip(BAND_NAMES, model.reddening_vector(median_theta)[0].tolist(), strict=True)),
+        "median_theta": median_theta.tolist(),
+        "seconds": {
+            "read": t_read,
+            "train": float(result.rounds["elapsed_s"].iloc[-1]),
+            "total": time.perf_counter() - t0,
+        },
+    }
+    write_json(summary, out["summary"])
+    write_json(
+        {
+            "versions": _versions(),
+            "git_commit": _git_commit(Path(__file__).resolve().parents[3]),
+            "catalog": str(catalog),
+            "options": train.options(options),
+            "platform": platform.platform(),
+        },
+        out["provenance"],
+    )
+    log.info(
+        "done: test <chi2/dof> %.3f (chi2/dof < 10), %.2f%% with chi2/dof >= 5, %.1f s in all",
+        summary["test_mean_chi2_dof_lt10"],
+        100 * summary["test_fraction_chi2_dof_ge5"],
+        summary["seconds"]["total"],
+    )
+    return summary

@@ -1,0 +1,386 @@
+"""Training schedule of the paper (METHOD.md §4): rounds of epochs, reddening re-estimation in between.
+
+Per round k (``n_rounds`` of them, default 20):
+
+* k = 0: covariance = photometry + parallax; E input = the dust-map prior; stars with σ_E above
+  ``round0_max_sigma_e`` (0.2) are left out.
+* k ≥ 1, with the model of round k-1: each star's E′, σ_E′ from the *original* prior and the photometry
+  (Eqs. 8-9); χ²/dof with E′ and C_pred (dof = observed components - 1); stars with χ²/dof ≥ τ_k or not
+  finite and positive are left out (re-evaluated on all stars every round); covariance = photometry +
+  parallax + J Cθ Jᵀ (J of M + E′R) + σ²_E′ RRᵀ.
+* whitening W (Wᵀ W = masked precision), learning rate lr0 exp(-k / decay), ``epochs`` epochs of Adam
+  at batch size 1024 minimising mean |W (BM + E B R - y)|² / 13 + L2/L1 penalties.
+
+The inner loop is one XLA-compiled TensorFlow function per epoch (a while loop over batches, with the
+permutation drawn by NumPy from the seeded generator), so an epoch costs one call. Between rounds the
+covariances, Jacobians and reddening update run in NumPy across all stars (see covariance.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..bands import N_BANDS
+from ..errors import DataError
+from . import covariance as cv
+from . import network
+from .data import Stars
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "seed": 7,
+    "n_rounds": 20,
+    "epochs": 25,
+    "batch_size": 1024,
+    "learning_rate": 1e-3,
+    "lr_decay_rounds": 5.0,
+    "adam": {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+    "hidden_units": 32,
+    "l2_hidden": 1e-4,
+    "l1_reddening": 1e-2,
+    "round0_max_sigma_e": 0.2,
+    "chi2_cut": {"start": 100.0, "end": 5.0, "rounds": 14},
+    "diag_inflation": [1e-4, 1e-3],
+    "diag_inflation_fallback": [0.02, 0.02],
+    "reddening_update": {"floor": 0.02, "relative": 0.1, "e_max": 10.0, "var_max": 100.0},
+    "normalisation": "catalog",
+}
+
+
+def chi2_thresholds(n_rounds: int, start: float = 100.0, end: float = 5.0, rounds: int = 14) -> list[float]:
+    """τ_k: none in round 0, log-spaced from ``start`` to ``end`` over rounds 1..``rounds``, then ``end``."""
+    ramp = np.geomspace(start, end, rounds)
+    return [math.inf] + [float(ramp[k - 1]) if k <= rounds else float(end) for k in range(1, n_rounds)]
+
+
+@dataclass
+class Normalisation:
+    """θ -> x = (θ - median) / std (population std), the units of the network's inputs."""
+
+    median: np.ndarray
+    std: np.ndarray
+
+    def x(self, theta: np.ndarray) -> np.ndarray:
+        return (np.asarray(theta, dtype=np.float64) - self.median) / self.std
+
+    def cov_x(self, cov_theta: np.ndarray) -> np.ndarray:
+        return cov_theta / (self.std[:, None] * self.std[None, :])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"labels": ["teff", "logg", "feh"], "median": self.median.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Normalisation:
+        return cls(np.asarray(d["median"], dtype=np.float64), np.asarray(d["std"], dtype=np.float64))
+
+    @classmethod
+    def fit(cls, theta: np.ndarray) -> Normalisation:
+        std = np.std(theta, axis=0)
+        if not np.all(std > 0):
+            raise DataError(f"labels have zero spread (std {std.tolist()}); cannot normalise")
+        return cls(np.median(theta, axis=0), std)
+
+
+@dataclass
+class Prepared:
+    """What a round needs for one set of stars, in colour space."""
+
+    x: np.ndarray  # (n, 3) normalised labels
+    cov_x: np.ndarray  # (n, 3, 3)
+    y: np.ndarray  # (n, 13) target B(m - μ), 0 where unobserved
+    observed: np.ndarray  # (n, 13) observed colour-space components
+    base: np.ndarray  # (n, 13, 13) photometry + parallax covariance
+    n_obs: np.ndarray  # (n,)
+
+
+def prepare(stars: Stars, norm: Normalisation) -> Prepared:
+    """Targets and model-independent covariance of ``stars``."""
+    mu = cv.distance_modulus(stars.parallax)
+    usable = stars.parallax_usable & np.isfinite(mu)
+    c = stars.mag - stars.mag[:, [0]]
+    c[:, 0] = stars.mag[:, 0] - mu
+    observed = cv.observed_components(stars.observed, usable)
+    y = np.where(observed, c, 0.0)
+    return Prepared(
+        x=norm.x(stars.theta),
+        cov_x=norm.cov_x(stars.cov_theta),
+        y=y,
+        observed=observed,
+        base=cv.base_covariance(stars.err, np.where(usable, stars.parallax, np.nan), stars.parallax_error),
+        n_obs=observed.sum(axis=1),
+    )
+
+
+@dataclass
+class RoundState:
+    """Per-star quantities of one round (all stars of a set)."""
+
+    e: np.ndarray
+    var_e: np.ndarray
+    chi2_dof: np.ndarray
+    w: np.ndarray  # (n, 13, 13) float32 whitening matrices for training (0 where not factorisable)
+    factorised: np.ndarray  # (n,) bool: the covariance could be factorised (else the star is left out)
+
+
+def update(
+    w: network.Weights,
+    p: Prepared,
+    stars: Stars,
+    o: Mapping[str, Any],
+    first: bool,
+    chunk: int = 1024,
+) -> RoundState:
+    """Reddening update, χ²/dof and whitening matrices for every star.
+
+    Stars are processed in chunks of ``chunk``, small enough for the 13×13 stacks to stay in cache
+    (larger chunks are slower; threads do not help).
+    """
+    n = len(p.x)
+    e = np.empty(n)
+    var_e = np.empty(n)
+    chi2_dof = np.full(n, np.nan)
+    wmat = np.empty((n, N_BANDS, N_BANDS), dtype=np.float32)
+    infl, fall = tuple(o["diag_inflation"]), tuple(o["diag_inflation_fallback"])
+    ru = o["reddening_update"]
+    var0_all = stars.sigma_ebv_prior**2
+
+    def one(start: int) -> None:
+        sl = slice(start, min(start + chunk, n))
+        obs = p.observed[sl]
+        if first:
+            e[sl], var_e[sl] = stars.ebv_prior[sl], var0_all[sl]
+            wmat[sl] = cv.whitening(p.base[sl], obs, infl, fall)
+            return
+        bm, r, j_bm, j_r = network.forward(w, p.x[sl], jacobian=True)
+        br = r @ cv.B.T
+        w_pred = cv.whitening(p.base[sl] + cv.jacobian_term(j_bm, p.cov_x[sl]), obs, infl, fall)
+        resid = np.where(obs, p.y[sl] - bm, 0.0)
+        e[sl], var_e[sl] = cv.reddening_update(
+            w_pred,
+            resid,
+            br,
+            stars.ebv_prior[sl],
+            var0_all[sl],
+            ru["e_max"],
+            ru["floor"],
+            ru["relative"],
+            ru["var_max"],
+        )
+        delta = np.where(obs, bm + e[sl, None] * br - p.y[sl], 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            chi2_dof[sl] = cv.chi2(w_pred, delta) / (p.n_obs[sl] - 1)
+        j_c = j_bm + e[sl, None, None] * np.matmul(cv.B, j_r)
+        c_full = p.base[sl] + cv.jacobian_term(j_c, p.cov_x[sl]) + cv.reddening_term(br, var_e[sl])
+        wmat[sl] = cv.whitening(c_full, obs, infl, fall)
+
+    for start in range(0, n, chunk):  # chunks of stars, vectorised inside
+        one(start)
+    factorised = np.isfinite(wmat).all(axis=(1, 2))
+    if not factorised.all():
+        wmat[~factorised] = 0.0
+        chi2_dof[~factorised] = np.nan
+        log.warning("%d star(s) have a covariance that cannot be factorised; left out", int((~factorised).sum()))
+    return RoundState(e, var_e, chi2_dof, wmat, factorised)
+
+
+class EpochRunner:
+    """One XLA-compiled TensorFlow call per epoch: a while loop over batches of a padded permutation."""
+
+    def __init__(self, model, optimizer, batch_size: int, n_bands: int = N_BANDS):
+        import tensorflow as tf
+
+        self.tf = tf
+        self.model = model
+        self.optimizer = optimizer
+        self.batch = batch_size
+        bt = tf.constant(cv.B.T, dtype=tf.float32)
+        variables = model.trainable_variables
+
+        def batch_loss(xb, eb, wb, yb, wt):
+            bm, r = model(xb, training=True)
+            pred = bm + tf.matmul(eb[:, None] * r, bt)
+            z = tf.linalg.matvec(wb, pred - yb)
+            per_star = tf.reduce_sum(z * z, axis=1) / n_bands
+            data = tf.reduce_sum(wt * per_star) / tf.maximum(tf.reduce_sum(wt), 1.0)
+            return data, data + tf.add_n(model.losses)
+
+        @tf.function(jit_compile=True, reduce_retracing=True)
+        def epoch(x, e, w, y, perm, wts, n_batches):
+            def body(i, total):
+                idx = perm[i]
+                xb, eb, wb, yb = (tf.gather(a, idx) for a in (x, e, w, y))
+                with tf.GradientTape() as tape:
+                    _, loss = batch_loss(xb, eb, wb, yb, wts[i])
+                grads = tape.gradient(loss, variables)
+                optimizer.apply(grads, variables)
+                return i + 1, total + loss
+
+            _, total = tf.while_loop(lambda i, t: i < n_batches, body, (tf.constant(0), tf.constant(0.0)))
+            return total / tf.cast(n_batches, tf.float32)
+
+        @tf.function(jit_compile=True, reduce_retracing=True)
+        def evaluate(x, e, w, y, wt):
+            data, total = batch_loss(x, e, w, y, wt)
+            return data, total
+
+        self._epoch = epoch
+        self._evaluate = evaluate
+
+    def tensors(self, p: Prepared, state: RoundState):
+        tf = self.tf
+        return (
+            tf.constant(p.x, tf.float32),
+            tf.constant(state.e, tf.float32),
+            tf.constant(state.w, tf.float32),
+            tf.constant(p.y, tf.float32),
+        )
+
+    def run(self, data, include: np.ndarray, rng: np.random.Generator) -> float:
+        tf = self.tf
+        n_all = int(data[0].shape[0])
+        n_max = -(-n_all // self.batch)
+        idx = np.flatnonzero(include)
+        rng.shuffle(idx)
+        nb = -(-len(idx) // self.batch)
+        perm = np.zeros(n_max * self.batch, dtype=np.int32)
+        wts = np.zeros(n_max * self.batch, dtype=np.float32)
+        perm[: len(idx)] = idx
+        wts[: len(idx)] = 1.0
+        loss = self._epoch(
+            *data,
+            tf.constant(perm.reshape(n_max, self.batch)),
+            tf.constant(wts.reshape(n_max, self.batch)),
+            tf.constant(nb, tf.int32),
+        )
+        return float(loss)
+
+    def evaluate(self, data, include: np.ndarray) -> tuple[float, float]:
+        data_loss, total = self._evaluate(*data, self.tf.constant(include.astype(np.float32)))
+        return float(data_loss), float(total)
+
+
+@dataclass
+class Result:
+    model: Any
+    norm: Normalisation
+    history: pd.DataFrame
+    rounds: pd.DataFrame
+    states: dict[str, RoundState] = field(default_factory=dict)
+    usable: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def options(user: Mapping[str, Any] | None) -> dict[str, Any]:
+    o = {**DEFAULTS, **(user or {})}
+    for key in ("adam", "chi2_cut", "reddening_update"):
+        o[key] = {**DEFAULTS[key], **(user or {}).get(key, {})}
+    return o
+
+
+def train(stars: Stars, user_options: Mapping[str, Any] | None = None) -> Result:
+    """Fit the model to ``stars`` (all splits; trains on 'train', reports 'validation'); see module doc."""
+    import keras
+    import tensorflow as tf
+
+    o = options(user_options)
+    t_start = time.perf_counter()
+    keras.utils.set_random_seed(o["seed"])
+    tf.config.experimental.enable_op_determinism()
+    rng = np.random.default_rng(o["seed"])
+
+    splits = {s: stars.split == s for s in ("train", "validation", "test")}
+    if not splits["train"].any():
+        raise DataError("the catalog has no star in the 'train' split; nothing to train on")
+    norm = Normalisation.fit(stars.theta if o["normalisation"] == "catalog" else stars.theta[splits["train"]])
+    sets = {s: stars.subset(m) for s, m in splits.items() if s != "test" and m.any()}
+    prepared = {s: prepare(sets[s], norm) for s in sets}
+    usable = {s: prepared[s].n_obs >= 2 for s in sets}  # at least one colour beyond the fitted E
+    for s in sets:
+        n_bad = int((~usable[s]).sum())
+        if n_bad:
+            log.warning("%s: %d star(s) have fewer than 2 observed components and are not used", s, n_bad)
+
+    model = network.build(o["hidden_units"], o["l2_hidden"], o["l1_reddening"], seed=o["seed"])
+    optimizer = keras.optimizers.Adam(learning_rate=o["learning_rate"], **o["adam"])
+    optimizer.build(model.trainable_variables)
+    runner = EpochRunner(model, optimizer, o["batch_size"])
+    taus = chi2_thresholds(o["n_rounds"], **o["chi2_cut"])
+    history, rounds = [], []
+    states: dict[str, RoundState] = {}
+    for k in range(o["n_rounds"]):
+        t0 = time.perf_counter()
+        w = network.Weights.of(model)
+        include = {}
+        for s in sets:
+            states[s] = update(w, prepared[s], sets[s], o, first=(k == 0))
+            if k == 0:
+                inc = sets[s].sigma_ebv_prior <= o["round0_max_sigma_e"]
+            else:
+                c = states[s].chi2_dof
+                inc = np.isfinite(c) & (c > 0) & (c < taus[k])
+            include[s] = inc & usable[s] & states[s].factorised
+        t_update = time.perf_counter() - t0
+        lr = o["learning_rate"] * math.exp(-k / o["lr_decay_rounds"])
+        optimizer.learning_rate.assign(lr)
+        data = {s: runner.tensors(prepared[s], states[s]) for s in sets}
+        t1 = time.perf_counter()
+        for epoch in range(o["epochs"]):
+            loss = runner.run(data["train"], include["train"], rng)
+            val = runner.evaluate(data["validation"], include["validation"])[1] if "validation" in sets else math.nan
+            history.append({"round": k, "epoch": epoch, "learning_rate": lr, "loss": loss, "val_loss": val})
+        t_fit = time.perf_counter() - t1
+        c = states["train"].chi2_dof
+        fin = np.isfinite(c) & usable["train"]
+        row = {
+            "round": k,
+            "tau": taus[k],
+            "learning_rate": lr,
+            "n_train": int(include["train"].sum()),
+            "n_left_out": int((usable["train"] & ~include["train"]).sum()),
+            "outlier_fraction": float(1 - include["train"].sum() / max(usable["train"].sum(), 1)),
+            "mean_chi2_dof_lt5": float(np.mean(c[fin & (c < 5)])) if k and (fin & (c < 5)).any() else math.nan,
+            "mean_chi2_dof_lt10": float(np.mean(c[fin & (c < 10)])) if k and (fin & (c < 10)).any() else math.nan,
+            "loss": history[-1]["loss"],
+            "val_loss": history[-1]["val_loss"],
+            "update_s": t_update,
+            "fit_s": t_fit,
+            "elapsed_s": time.perf_counter() - t_start,
+        }
+        rounds.append(row)
+        log.info(
+            "round %2d/%d  loss %.4f  val %.4f  <chi2/dof> %.3f  left out %.2f%%  tau %.3g  update %.2f s  fit %.1f s  "
+            "elapsed %.1f s",
+            k + 1,
+            o["n_rounds"],
+            row["loss"],
+            row["val_loss"],
+            row["mean_chi2_dof_lt10"],
+            100 * row["outlier_fraction"],
+            taus[k],
+            t_update,
+            t_fit,
+            row["elapsed_s"],
+        )
+    return Result(model, norm, pd.DataFrame(history), pd.DataFrame(rounds), states, usable)
+
+
+def final_state(model, norm: Normalisation, stars: Stars, user_options: Mapping[str, Any] | None = None) -> RoundState:
+    """E′, σ²_E′ and χ²/dof of ``stars`` under the final model (the paper's test-set evaluation)."""
+    o = options(user_options)
+    return update(network.Weights.of(model), prepare(stars, norm), stars, o, first=False)
+
+
+def save_json(obj: Any, path: str | Path) -> None:
+    from ..io import write_json
+
+    write_json(json.loads(json.dumps(obj, default=float)), path)

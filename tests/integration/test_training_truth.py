@@ -1,0 +1,86 @@
+"""The trained model on a simulated sky, compared with the truth (issue: recovery of R, colours, χ², E)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ddstars.bands import BAND_NAMES, BANDS
+from ddstars.catalog.build import read_catalog
+from ddstars.model import load_model
+
+AB = np.array([b.ab_minus_vega if b.survey == "unwise" else 0.0 for b in BANDS])  # truth W1/W2 are Vega
+
+
+@pytest.fixture(scope="module")
+def setup(trained_sky):
+    cat = read_catalog(trained_sky["out"] / "catalog" / "stars")
+    truth = pd.read_parquet(trained_sky["paths"]["truth"]).set_index("source_id")
+    model = load_model(trained_sky["model_out"]["model"])
+    return {"cat": cat, "truth": truth, "model": model, **trained_sky}
+
+
+def _true_linear_r(truth, theta0, scale=(200.0, 0.3, 0.2)):
+    """The truth's reddening vector near theta0: least-squares slope of true A against true E (through the
+    origin) over the catalog stars whose true labels lie within ``scale`` of theta0."""
+    d = np.abs((truth[["true_teff", "true_logg", "true_feh"]].to_numpy() - theta0) / np.asarray(scale))
+    near = (d < 1).all(axis=1)
+    e = truth["true_ebv"].to_numpy()[near]
+    a = np.stack([truth[f"true_ext_{b}"].to_numpy()[near] for b in BAND_NAMES], axis=1)
+    return (a * e[:, None]).sum(0) / (e * e).sum(), int(near.sum())
+
+
+def test_reddening_vector_at_the_median_theta(setup):
+    t = setup["truth"].loc[setup["cat"]["source_id"]]
+    theta0 = np.median(setup["cat"][["teff", "logg", "feh"]].to_numpy(), axis=0)
+    r_true, n = _true_linear_r(t, theta0)
+    assert n > 200
+    r = setup["model"].reddening_vector(theta0)[0]
+    rel = r / r_true - 1
+    print("R model", np.round(r, 3), "\nR truth", np.round(r_true, 3), "\nrel", np.round(rel, 4))
+    assert np.all(np.abs(rel[:9]) < 0.03), dict(zip(BAND_NAMES, np.round(rel, 4), strict=True))  # G ... J
+    # colour reddening R_X - R_G, what the colours constrain: within 3% for every band G..Ks
+    dc = (r[1:11] - r[0]) / (r_true[1:11] - r_true[0]) - 1
+    assert np.all(np.abs(dc) < 0.03), np.round(dc, 4)
+
+
+def test_colour_residuals_against_noise_free_truth(setup):
+    cat = setup["cat"]
+    test = cat[cat["split"] == "test"]
+    t = setup["truth"].loc[test["source_id"]]
+    theta = t[["true_teff", "true_logg", "true_feh"]].to_numpy()
+    pred = setup["model"].predict_apparent(theta, t["dm"].to_numpy(), t["true_ebv"].to_numpy())
+    true = np.stack([t[f"true_mag_{b}"].to_numpy() for b in BAND_NAMES], axis=1) + AB
+    res = (true - true[:, [0]]) - (pred - pred[:, [0]])
+    res = res[:, 1:]
+    low_e = t["true_ebv"].to_numpy() < 0.3
+    med, p95 = np.median(np.abs(res[low_e])), np.percentile(np.abs(res[low_e]), 95)
+    print("colour residuals (E < 0.3): median |d|", med, "95th", p95)
+    assert med < 0.01 and p95 < 0.03
+
+
+def test_chi2_and_refit_reddening(setup):
+    s = setup["summary"]
+    assert 0.85 < s["test_mean_chi2_dof_lt10"] < 1.15, s
+    red = pd.read_parquet(setup["model_out"]["reddening"]).set_index("source_id")
+    test = red[red["split"] == "test"]
+    e_true = setup["truth"].loc[test.index, "true_ebv"].to_numpy()
+    slope, intercept = np.polyfit(e_true, test["ebv_fit"].to_numpy(), 1)
+    scatter = np.std(test["ebv_fit"].to_numpy() - e_true)
+    prior_scatter = np.std(test["ebv_prior"].to_numpy() - e_true)
+    print("E fit: slope", slope, "intercept", intercept, "scatter", scatter, "prior scatter", prior_scatter)
+    assert abs(slope - 1) < 0.05 and scatter < 0.5 * prior_scatter
+    z = (test["ebv_fit"].to_numpy() - e_true) / test["sigma_ebv_fit"].to_numpy()
+    assert 0.5 < np.std(z[np.abs(z) < 5]) < 1.5
+
+
+def test_outputs_and_history(setup):
+    hist = pd.read_csv(setup["model_out"]["history"])
+    rounds = pd.read_csv(setup["model_out"]["rounds"])
+    assert len(hist) == 20 * 25 and len(rounds) == 20
+    assert rounds["loss"].iloc[-1] < rounds["loss"].iloc[1]
+    assert rounds["tau"].iloc[-1] == 5.0
+    pred = pd.read_parquet(setup["model_out"]["test_predictions"])
+    assert len(pred) == int((setup["cat"]["split"] == "test").sum())
+    assert {"M_gaia_g", "R_unwise_w2", "m_pred_ps1_r", "ebv_fit", "chi2_dof"} <= set(pred.columns)

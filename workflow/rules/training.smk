@@ -1,0 +1,30 @@
+# Training stage: the data-driven stellar model fitted to the catalog (results/model/).
+
+
+rule train_model:
+    input:
+        catalog=catalog_dataset(),
+        code=package_code("model"),
+    output:
+        model=f"{MODEL}/model.keras",
+        normalisation=f"{MODEL}/normalisation.json",
+        history=f"{MODEL}/history.csv",
+        rounds=f"{MODEL}/rounds.csv",
+        reddening=f"{MODEL}/reddening.parquet",
+        test_predictions=f"{MODEL}/test_predictions.parquet",
+        summary=f"{MODEL}/summary.json",
+        provenance=f"{MODEL}/provenance.json",
+    params:
+        options=config["train"],
+    log:
+        "results/logs/train_model.log",
+    benchmark:
+        "results/benchmarks/train_model.tsv"
+    threads: 2
+    resources:
+        mem_mb=lambda wc, input: 4000 + 6 * int(input.size_mb),
+        runtime="4h",
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/train_model.py"
