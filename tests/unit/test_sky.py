@@ -168,7 +168,10 @@ def test_truth_magnitudes_are_consistent(small_sky):
 def test_gaia_rows_match_truth(small_sky):
     t = read(small_sky, "truth").set_index("source_id")
     g = read(small_sky, "gaia_source").set_index("source_id").loc[t.index]
-    sigma = 1.0857 / g["phot_g_mean_flux_over_error"]
+    # reported error, plus the calibration scatter that archives do not report
+    sigma = np.hypot(
+        1.0857 / g["phot_g_mean_flux_over_error"], small_sky["cfg"]["photometry"]["unreported_scatter_mag"]
+    )
     pull = (g["phot_g_mean_mag"] - t["true_mag_gaia_g"]) / sigma
     assert abs(pull.mean()) < 0.1 and 0.9 < pull.std() < 1.1
     plx_pull = (g["parallax"] - t["true_parallax_mas"]) / g["parallax_error"]
@@ -271,6 +274,7 @@ def test_label_offsets_and_noise(small_sky, survey):
             obs, tt, zip(["t", "g", "m"], truth_cols, strict=True), ["TEFF_ERR", "LOGG_ERR", "M_H_ERR"]
         )
     expected = np.asarray(cfg["label_offsets"].get(survey, [0.0, 0.0, 0.0]))
+    sig = np.hypot(sig, np.asarray(cfg["label_unreported_scatter"]))  # scatter the surveys do not report
     w = 1 / sig**2
     mean = (res * w).sum(0) / w.sum(0)
     err = 1 / np.sqrt(w.sum(0))

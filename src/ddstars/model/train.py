@@ -215,7 +215,7 @@ class EpochRunner:
             data = tf.reduce_sum(wt * per_star) / tf.maximum(tf.reduce_sum(wt), 1.0)
             return data, data + tf.add_n(model.losses)
 
-        @tf.function(jit_compile=True, reduce_retracing=True)
+        @tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
         def epoch(x, e, w, y, perm, wts, n_batches):
             def body(i, total):
                 idx = perm[i]
@@ -229,7 +229,7 @@ class EpochRunner:
             _, total = tf.while_loop(lambda i, t: i < n_batches, body, (tf.constant(0), tf.constant(0.0)))
             return total / tf.cast(n_batches, tf.float32)
 
-        @tf.function(jit_compile=True, reduce_retracing=True)
+        @tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
         def evaluate(x, e, w, y, wt):
             data, total = batch_loss(x, e, w, y, wt)
             return data, total

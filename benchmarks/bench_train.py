@@ -1,0 +1,94 @@
+"""Benchmark: training with the default schedule (20 rounds x 25 epochs, batch 1024) (run by `make bench`).
+
+For each size a simulated sky and its catalog are made first (not timed here; see bench_catalog.py), then
+training runs in a fresh subprocess that reports its own peak memory. Printed per size: total training
+time, epoch throughput (star-epochs per second, excluding the one-off XLA compilation of round 0), the
+between-round update per 100,000 stars, and peak RSS.
+Usage: python benchmarks/bench_train.py [N ...]   (default: 100000 1000000)
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "config" / "config.yaml"
+
+PREPARE = r"""
+import sys, yaml
+from pathlib import Path
+from ddstars.simulate.sky import TABLES, generate
+from ddstars.simulate.maps import write_maps
+from ddstars.catalog.stages import run_all
+cfg = yaml.safe_load(open(sys.argv[1]))
+sim = cfg["simulate"]; sim["n_stars"] = int(sys.argv[2]); out = Path(sys.argv[3])
+paths = {k: out / "archives" / f"{k}.parquet" for k in TABLES} | {"truth": out / "truth.parquet",
+                                                                     "manifest": out / "manifest.json"}
+generate(sim, paths)
+write_maps(sim, out / "sfd", out / "bayestar.h5")
+run_all(paths, out / "sfd", out / "bayestar.h5", out / "catalog", cfg["catalog"])
+"""
+
+TRAIN = r"""
+import json, os, resource, sys, time, yaml
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from ddstars.model.data import read_stars
+from ddstars.model import train
+cfg = yaml.safe_load(open(sys.argv[1]))
+t0 = time.perf_counter()
+stars = read_stars(sys.argv[2])
+t_read = time.perf_counter() - t0
+res = train.train(stars, cfg["train"])
+r = res.rounds
+n_fit = int((stars.split == "train").sum())
+n_upd = int(((stars.split == "train") | (stars.split == "validation")).sum())
+steady = r.iloc[1:]
+print(json.dumps({
+    "stars": len(stars), "train_stars": n_fit, "read_s": t_read, "train_s": float(r["elapsed_s"].iloc[-1]),
+    "fit_s": float(r["fit_s"].sum()), "round0_fit_s": float(r["fit_s"].iloc[0]),
+    "star_epochs_per_s": float(steady["n_train"].sum() * cfg["train"]["epochs"] / steady["fit_s"].sum()),
+    "update_s_per_1e5": float(steady["update_s"].mean() / n_upd * 1e5),
+    "final_loss": float(r["loss"].iloc[-1]),
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+}))
+"""
+
+
+def run(n: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", PREPARE, str(CONFIG), str(n), tmp], check=True, capture_output=True)
+        prep = time.perf_counter() - t0
+        r = subprocess.run(
+            [sys.executable, "-c", TRAIN, str(CONFIG), str(Path(tmp) / "catalog" / "stars")],
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode:
+            sys.exit(f"training failed:\n{r.stderr[-3000:]}")
+    return {"n": n, "prepare_s": prep, **json.loads(r.stdout.strip().splitlines()[-1])}
+
+
+def main(sizes: list[int]) -> None:
+    print("targets: 100,000-star default schedule <= 45 s; >= 1.5e6 star-epochs/s; update <= 0.5 s per 1e5 stars;")
+    print("         1,000,000 stars within 8 GB, time linear in N")
+    print(
+        f"{'sky stars':>10} {'catalog':>9} {'train':>8} {'train s':>8} {'star-ep/s':>10} {'upd s/1e5':>10} "
+        f"{'loss':>7} {'peak MB':>8}"
+    )
+    for n in sizes:
+        r = run(n)
+        print(
+            f"{n:>10,} {r['stars']:>9,} {r['train_stars']:>8,} {r['train_s']:>8.1f} {r['star_epochs_per_s']:>10,.0f} "
+            f"{r['update_s_per_1e5']:>10.2f} {r['final_loss']:>7.4f} {r['peak_rss_mb']:>8,.0f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main([int(a) for a in sys.argv[1:]] or [100_000, 1_000_000])
