@@ -88,6 +88,17 @@ def _masked_inflated_t(ct: np.ndarray, obs_t: np.ndarray, add: tuple[float, floa
     return ct
 
 
+def _factor_t(c: np.ndarray, observed: np.ndarray, inflation, fallback) -> tuple[np.ndarray, np.ndarray]:
+    """(Cholesky factor of the inflated, masked covariance, observed mask), both stars-last."""
+    obs_t = np.ascontiguousarray(observed.T)
+    raw = np.ascontiguousarray(np.moveaxis(c, 0, -1), dtype=np.float64)
+    low = _cholesky_t(_masked_inflated_t(raw.copy(), obs_t, inflation))
+    bad = ~np.isfinite(low).all(axis=(0, 1))
+    if bad.any():
+        low[:, :, bad] = _cholesky_t(_masked_inflated_t(raw[:, :, bad].copy(), obs_t[:, bad], fallback))
+    return low, obs_t
+
+
 def whitening(c: np.ndarray, observed: np.ndarray, inflation=(1e-4, 1e-3), fallback=(0.02, 0.02)) -> np.ndarray:
     """W (n, 13, 13) with Wᵀ W = the masked precision, so χ² = |W Δc|² over the observed components.
 
@@ -96,16 +107,27 @@ def whitening(c: np.ndarray, observed: np.ndarray, inflation=(1e-4, 1e-3), fallb
     ``fallback`` instead (the code's second try). W = K⁻¹ D with K the Cholesky factor of the masked
     covariance and D the diagonal observed mask. Works in place on one stars-last copy of ``c``.
     """
-    obs_t = np.ascontiguousarray(observed.T)
-    raw = np.ascontiguousarray(np.moveaxis(c, 0, -1), dtype=np.float64)
-    ct = _masked_inflated_t(raw.copy(), obs_t, inflation)
-    low = _cholesky_t(ct)
-    bad = ~np.isfinite(low).all(axis=(0, 1))
-    if bad.any():
-        low[:, :, bad] = _cholesky_t(_masked_inflated_t(raw[:, :, bad].copy(), obs_t[:, bad], fallback))
+    low, obs_t = _factor_t(c, observed, inflation, fallback)
     inv = _lower_inverse_t(low)
     inv *= obs_t[None, :, :]
     return np.moveaxis(inv, -1, 0)
+
+
+def whiten_vectors(
+    c: np.ndarray, observed: np.ndarray, vectors: np.ndarray, inflation=(1e-4, 1e-3), fallback=(0.02, 0.02)
+) -> np.ndarray:
+    """W v for a few vectors per star, (n, 13, m) -> (n, 13, m), without forming W (forward substitution).
+
+    The same W as :func:`whitening`; cheaper when only a few products are needed (the reddening update).
+    """
+    low, obs_t = _factor_t(c, observed, inflation, fallback)
+    b = np.moveaxis(vectors, 0, -1) * obs_t[:, None, :]  # (13, m, n), masked components zeroed
+    k = low.shape[0]
+    z = np.zeros_like(b)
+    for i in range(k):
+        acc = b[i] - np.einsum("jn,jmn->mn", low[i, :i], z[:i])
+        z[i] = acc / low[i, i]
+    return np.moveaxis(z, -1, 0)
 
 
 def photometric_covariance(err: np.ndarray) -> np.ndarray:
@@ -171,7 +193,20 @@ def reddening_update(
     floor² + (relative E′)² and capped at var_max).
     """
     uv = np.matmul(w_pred, np.stack([br, residual], axis=2))  # (n, 13, 2): W BR and W Δ
-    u, v = uv[:, :, 0], uv[:, :, 1]
+    return reddening_update_whitened(uv[:, :, 0], uv[:, :, 1], e0, var0, e_max, floor, relative, var_max)
+
+
+def reddening_update_whitened(
+    u: np.ndarray,
+    v: np.ndarray,
+    e0: np.ndarray,
+    var0: np.ndarray,
+    e_max: float = 10.0,
+    floor: float = 0.02,
+    relative: float = 0.1,
+    var_max: float = 100.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`reddening_update` from the whitened vectors u = W B R and v = W (ĉ - c_pred)."""
     prec = (u * u).sum(axis=1) + 1.0 / var0
     mean = (e0 / var0 + (u * v).sum(axis=1)) / prec
     e = np.clip(mean, 0.0, e_max)

@@ -98,8 +98,10 @@ def forward(w: Weights, x: np.ndarray, jacobian: bool = False):
     r = np.exp(x @ w.wr + w.br)
     if not jacobian:
         return bm, r
-    d1 = (s1 * (1 - s1))[:, :, None] * w.w1.T[None]  # ds1/dx (n, 32, 3)
-    d2 = (s2 * (1 - s2))[:, :, None] * np.matmul(w.w2.T, d1)  # ds2/dx (n, 32, 3)
-    j_bm = np.matmul(w.w3.T, d2)
+    n, h = s1.shape
+    # derivatives laid out (n, 3, units) so that each layer is one 2-D matrix product over all stars
+    d1 = (s1 * (1 - s1))[:, None, :] * w.w1[None]  # ds1/dx (n, 3, 32)
+    d2 = (s2 * (1 - s2))[:, None, :] * (d1.reshape(n * 3, h) @ w.w2).reshape(n, 3, -1)  # ds2/dx
+    j_bm = np.swapaxes((d2.reshape(n * 3, -1) @ w.w3).reshape(n, 3, -1), 1, 2)  # (n, 13, 3)
     j_r = r[:, :, None] * w.wr.T[None]
     return bm, r, j_bm, j_r

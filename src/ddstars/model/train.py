@@ -164,22 +164,16 @@ def update(
             return
         bm, r, j_bm, j_r = network.forward(w, p.x[sl], jacobian=True)
         br = r @ cv.B.T
-        w_pred = cv.whitening(p.base[sl] + cv.jacobian_term(j_bm, p.cov_x[sl]), obs, infl, fall)
         resid = np.where(obs, p.y[sl] - bm, 0.0)
-        e[sl], var_e[sl] = cv.reddening_update(
-            w_pred,
-            resid,
-            br,
-            stars.ebv_prior[sl],
-            var0_all[sl],
-            ru["e_max"],
-            ru["floor"],
-            ru["relative"],
-            ru["var_max"],
+        c_pred = p.base[sl] + cv.jacobian_term(j_bm, p.cov_x[sl])
+        uv = cv.whiten_vectors(c_pred, obs, np.stack([br, resid], axis=2), infl, fall)  # W_pred BR, W_pred Δ
+        u, v = uv[:, :, 0], uv[:, :, 1]
+        e[sl], var_e[sl] = cv.reddening_update_whitened(
+            u, v, stars.ebv_prior[sl], var0_all[sl], ru["e_max"], ru["floor"], ru["relative"], ru["var_max"]
         )
-        delta = np.where(obs, bm + e[sl, None] * br - p.y[sl], 0.0)
+        z = e[sl, None] * u - v  # W_pred (BM + E' BR - y)
         with np.errstate(invalid="ignore", divide="ignore"):
-            chi2_dof[sl] = cv.chi2(w_pred, delta) / (p.n_obs[sl] - 1)
+            chi2_dof[sl] = (z * z).sum(axis=1) / (p.n_obs[sl] - 1)
         j_c = j_bm + e[sl, None, None] * np.matmul(cv.B, j_r)
         c_full = p.base[sl] + cv.jacobian_term(j_c, p.cov_x[sl]) + cv.reddening_term(br, var_e[sl])
         wmat[sl] = cv.whitening(c_full, obs, infl, fall)
