@@ -175,25 +175,11 @@ def reddening_term(br: np.ndarray, var_e: np.ndarray) -> np.ndarray:
     return var_e[:, None, None] * br[:, :, None] * br[:, None, :]
 
 
-def reddening_update(
-    w_pred: np.ndarray,
-    residual: np.ndarray,
-    br: np.ndarray,
-    e0: np.ndarray,
-    var0: np.ndarray,
-    e_max: float = 10.0,
-    floor: float = 0.02,
-    relative: float = 0.1,
-    var_max: float = 100.0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Eqs. 8-9: posterior reddening from the dust-map prior N(e0, var0) and the photometry.
-
-    ``residual`` = ĉ - c_pred(E = 0) and ``br`` = B R, in colour space; ``w_pred`` whitens C_pred
-    (photometry, parallax, J_M Cθ J_Mᵀ). Returns (E′ clipped to [0, e_max], σ²_E′ floored at
-    floor² + (relative E′)² and capped at var_max).
-    """
+def reddening_update(w_pred: np.ndarray, residual: np.ndarray, br: np.ndarray, e0, var0, **limits):
+    """Eqs. 8-9 with the whitening matrix of C_pred (photometry, parallax, J_M Cθ J_Mᵀ) given in full:
+    ``residual`` = ĉ - c_pred(E = 0) and ``br`` = B R in colour space; see :func:`reddening_update_whitened`."""
     uv = np.matmul(w_pred, np.stack([br, residual], axis=2))  # (n, 13, 2): W BR and W Δ
-    return reddening_update_whitened(uv[:, :, 0], uv[:, :, 1], e0, var0, e_max, floor, relative, var_max)
+    return reddening_update_whitened(uv[:, :, 0], uv[:, :, 1], e0, var0, **limits)
 
 
 def reddening_update_whitened(
@@ -206,7 +192,11 @@ def reddening_update_whitened(
     relative: float = 0.1,
     var_max: float = 100.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`reddening_update` from the whitened vectors u = W B R and v = W (ĉ - c_pred)."""
+    """Eqs. 8-9: posterior reddening from the dust-map prior N(e0, var0) and the photometry, from the
+    whitened vectors u = W B R and v = W (ĉ - c_pred(E = 0)), W whitening C_pred.
+
+    Returns (E′ clipped to [0, e_max], σ²_E′ floored at floor² + (relative E′)² and capped at var_max).
+    """
     prec = (u * u).sum(axis=1) + 1.0 / var0
     mean = (e0 / var0 + (u * v).sum(axis=1)) / prec
     e = np.clip(mean, 0.0, e_max)

@@ -27,30 +27,17 @@ def build(hidden: int = HIDDEN, l2: float = L2_HIDDEN, l1: float = L1_R, seed: i
     """The Keras model x (n, 3) -> [BM (n, 13), R (n, 13)] with Glorot-uniform kernels and zero biases."""
     import keras
 
-    init = keras.initializers.GlorotUniform
+    def dense(units, name, k, activation=None, regularizer=None):
+        init = keras.initializers.GlorotUniform(seed=None if seed is None else seed + k)
+        return keras.layers.Dense(
+            units, activation=activation, kernel_regularizer=regularizer, kernel_initializer=init, name=name
+        )
+
     x = keras.Input(shape=(3,), name="theta")
-    h = keras.layers.Dense(
-        hidden,
-        activation="sigmoid",
-        kernel_regularizer=keras.regularizers.L2(l2),
-        kernel_initializer=init(seed=None if seed is None else seed + 1),
-        name="stellar_model_hidden_1",
-    )(x)
-    h = keras.layers.Dense(
-        hidden,
-        activation="sigmoid",
-        kernel_regularizer=keras.regularizers.L2(l2),
-        kernel_initializer=init(seed=None if seed is None else seed + 2),
-        name="stellar_model_hidden_2",
-    )(h)
-    bm = keras.layers.Dense(N_BANDS, kernel_initializer=init(seed=None if seed is None else seed + 3), name="BM")(h)
-    r = keras.layers.Dense(
-        N_BANDS,
-        activation="exponential",
-        kernel_regularizer=keras.regularizers.L1(l1),
-        kernel_initializer=init(seed=None if seed is None else seed + 4),
-        name="R",
-    )(x)
+    h = dense(hidden, "stellar_model_hidden_1", 1, "sigmoid", keras.regularizers.L2(l2))(x)
+    h = dense(hidden, "stellar_model_hidden_2", 2, "sigmoid", keras.regularizers.L2(l2))(h)
+    bm = dense(N_BANDS, "BM", 3)(h)
+    r = dense(N_BANDS, "R", 4, "exponential", keras.regularizers.L1(l1))(x)
     return keras.Model(inputs=x, outputs=[bm, r], name="stellar_model")
 
 
