@@ -18,13 +18,11 @@ covariances, Jacobians and reddening update run in NumPy across all stars (see c
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -372,9 +370,3 @@ def final_state(model, norm: Normalisation, stars: Stars, user_options: Mapping[
     """E′, σ²_E′ and χ²/dof of ``stars`` under the final model (the paper's test-set evaluation)."""
     o = options(user_options)
     return update(network.Weights.of(model), prepare(stars, norm), stars, o, first=False)
-
-
-def save_json(obj: Any, path: str | Path) -> None:
-    from ..io import write_json
-
-    write_json(json.loads(json.dumps(obj, default=float)), path)
