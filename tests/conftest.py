@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -125,3 +127,31 @@ def trained_sky(tmp_path_factory):
     }
     summary = run_training(out / "catalog" / "stars", model_out, options)
     return {"out": out, "paths": paths, "model_out": model_out, "summary": summary, "cfg": cfg}
+
+
+def snakemake(*args: str, workdir: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), *args]
+    if workdir is not None:
+        cmd += ["--directory", str(workdir)]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def write_config(workdir: Path, cfg: dict) -> None:
+    (workdir / "config").mkdir(parents=True, exist_ok=True)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+
+def jobs(dry_run_output: str) -> set[str]:
+    """Rule names of the jobs a dry run lists."""
+    return {line.split()[1].rstrip(":") for line in dry_run_output.splitlines() if line.startswith("rule ")}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A completed run of the whole workflow on a 3,000-star sky (about 40 s): (workdir, config, result)."""
+    tmp_path = tmp_path_factory.mktemp("tiny")
+    cfg = small_config(n_stars=3000)
+    cfg["catalog"]["offsets"]["min_pairs"] = 10  # a 3000-star sky shares few stars between surveys
+    write_config(tmp_path, cfg)
+    r = snakemake("--cores", "2", workdir=tmp_path)
+    return tmp_path, cfg, r

@@ -3,27 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-import yaml
-from conftest import ROOT, small_config
+from conftest import jobs, small_config, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
-
-
-def snakemake(*args: str, workdir: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), *args]
-    if workdir is not None:
-        cmd += ["--directory", str(workdir)]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
-def write_config(workdir: Path, cfg: dict) -> None:
-    (workdir / "config").mkdir(parents=True, exist_ok=True)
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
 
 
 def test_lint_is_clean():
@@ -73,21 +57,6 @@ def test_bad_config_stops_before_any_job(tmp_path, edit, words):
     assert not (tmp_path / "resources").exists() and not (tmp_path / "results").exists()
 
 
-def jobs(dry_run_output: str) -> set[str]:
-    """Rule names of the jobs a dry run lists."""
-    return {line.split()[1].rstrip(":") for line in dry_run_output.splitlines() if line.startswith("rule ")}
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("tiny")
-    cfg = small_config(n_stars=3000)
-    cfg["catalog"]["offsets"]["min_pairs"] = 10  # a 3000-star sky shares few stars between surveys
-    write_config(tmp_path, cfg)
-    r = snakemake("--cores", "2", workdir=tmp_path)
-    return tmp_path, cfg, r
-
-
 def test_tiny_end_to_end_run_then_nothing_to_do(tiny_run):
     tmp_path, cfg, r = tiny_run
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -128,8 +97,38 @@ def test_changing_one_cut_reruns_only_what_depends_on_it(tiny_run):
         write_config(tmp_path, cfg)
     assert r.returncode == 0, r.stderr[-2000:]
     ran = jobs(r.stdout)
-    assert {"clean_lamost", "clean_apogee", "clean_galah", "build_catalog", "table1"} <= ran
+    assert {"clean_lamost", "clean_apogee", "clean_galah", "build_catalog", "table1", "train_model"} <= ran
     assert not ran & {"simulate_sky", "simulate_dustmaps", "clean_gaia", "clean_ps1", "clean_tmass", "clean_unwise"}
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "expected"),
+    [
+        ("train", "epochs", 3, {"train_model", "all"}),
+        ("catalog", "mag_error_max", 0.15, None),  # photometric cleaning and everything after it
+        ("dustmaps", "sfd_dir", None, None),
+    ],
+    ids=["training-hyperparameter", "photometric-cut", "unchanged-value"],
+)
+def test_config_changes_rerun_only_what_they_affect(tiny_run, section, key, value, expected):
+    tmp_path, cfg, _ = tiny_run
+    edited = json.loads(json.dumps(cfg))
+    if value is not None:
+        edited[section][key] = value
+    write_config(tmp_path, edited)
+    try:
+        r = snakemake("-n", "--cores", "1", workdir=tmp_path)
+    finally:
+        write_config(tmp_path, cfg)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ran = jobs(r.stdout)
+    if value is None:
+        assert "Nothing to be done" in r.stdout + r.stderr
+    elif expected is not None:
+        assert ran == expected
+    else:
+        assert {"clean_gaia", "clean_ps1", "clean_tmass", "clean_unwise", "build_catalog", "train_model"} <= ran
+        assert not ran & {"simulate_sky", "simulate_dustmaps", "clean_lamost", "clean_apogee", "clean_galah"}
 
 
 def test_bring_your_own_catalog(tiny_run, tmp_path):
@@ -160,6 +159,7 @@ def test_bring_your_own_catalog(tiny_run, tmp_path):
     )
     r = snakemake("--cores", "1", workdir=tmp_path)
     assert r.returncode != 0
+    assert not (tmp_path / "results/model/summary.json").exists()  # training waits for a valid catalog
     log = (tmp_path / "results/logs/catalog/validate_catalog.log").read_text()
     assert "column 'sigma_ebv_prior': missing column" in log
     assert "column 'teff': null or NaN where a value is required (1 rows, first [2]" in log

@@ -161,6 +161,7 @@ rule build_catalog:
 rule table1:
     input:
         catalog=catalog_dataset(),
+        validated=f"{CAT}/validation.json",
         code=package_code("catalog"),
     output:
         csv=f"{CAT}/table1.csv",

@@ -4,6 +4,7 @@
 rule train_model:
     input:
         catalog=catalog_dataset(),
+        validated=f"{CAT}/validation.json",  # an invalid catalog stops the run before training
         code=package_code("model"),
     output:
         model=f"{MODEL}/model.keras",
@@ -24,6 +25,7 @@ rule train_model:
     resources:
         mem_mb=lambda wc, input: 4000 + 6 * int(input.size_mb),
         runtime="4h",
+        gpu=1,  # the SLURM profile turns this into a GPU request; without a GPU TensorFlow uses the CPU
     conda:
         "../../envs/training.yaml"
     script:

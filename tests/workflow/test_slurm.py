@@ -1,0 +1,67 @@
+"""`snakemake --profile slurm` through the real snakemake-executor-plugin-slurm, against mock SLURM commands
+(tests/mock_slurm: sbatch runs the job in the background, sacct reports its state)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+from conftest import ROOT, jobs, snakemake
+
+pytestmark = pytest.mark.workflow
+PROFILE = str(ROOT / "workflow" / "profiles" / "slurm")
+
+pytest.importorskip("snakemake_executor_plugin_slurm")
+
+
+def _copy_run(tiny_run, tmp_path):
+    src, _, r = tiny_run
+    assert r.returncode == 0, r.stderr[-2000:]
+    dst = tmp_path / "run"
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+def test_profiles_dry_run_without_slurm(tiny_run, tmp_path):
+    work = _copy_run(tiny_run, tmp_path)
+    for profile in (PROFILE, str(ROOT / "workflow" / "profiles" / "local")):
+        r = snakemake("--profile", profile, "-n", "--sdm", "env-modules", "--forcerun", "train_model", workdir=work)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        assert "train_model" in jobs(r.stdout)
+
+
+def test_jobs_go_to_slurm_with_the_profile_resources(tiny_run, tmp_path, monkeypatch):
+    work = _copy_run(tiny_run, tmp_path)
+    state = tmp_path / "slurm_state"
+    monkeypatch.setenv("PATH", f"{ROOT / 'tests' / 'mock_slurm'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("MOCK_SLURM_STATE", str(state))
+    r = snakemake(
+        "--profile",
+        PROFILE,
+        "--sdm",
+        "env-modules",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--forcerun",
+        "train_model",
+        "table1",
+        workdir=work,
+        timeout=900,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    calls = {}
+    for line in (state / "sbatch_calls.log").read_text().splitlines():
+        args = [a for a in json.loads(line) if not a.startswith("--wrap")]
+        calls[args[args.index("--comment") + 1]] = args
+    train, table1 = calls["rule_train_model"], calls["rule_table1"]
+    # the training job asks for a GPU on the GPU partition, with the profile's memory and runtime
+    assert "--gpus=a100:1" in train and "--cpus-per-gpu=8" in train
+    assert train[train.index("-p") + 1] == "gpu" and train[train.index("-t") + 1] == "480"
+    assert train[train.index("--mem") + 1] == "64000"
+    # a CPU job gets the defaults and no GPU
+    assert table1[table1.index("-p") + 1] == "cpu" and table1[table1.index("--mem") + 1] == "4000"
+    assert table1[table1.index("-t") + 1] == "60" and not any(a.startswith("--gpus") for a in table1)
+    assert set(calls) == {"rule_train_model", "rule_table1"}  # `all` ran locally, nothing else was submitted
+    assert (work / "results/model/model.keras").stat().st_size > 0
