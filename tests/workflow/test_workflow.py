@@ -79,6 +79,9 @@ def test_tiny_end_to_end_run_then_nothing_to_do(tiny_run):
     assert "unwise_w2" in table1
     for survey in ("gaia", "ps1", "tmass", "unwise", "lamost", "apogee", "galah"):
         assert (cat / "clean" / f"{survey}.counts.json").exists()
+    for stage in ("simulation", "catalog", "model"):  # each result folder says what made it
+        prov = json.loads((tmp_path / "results" / stage / "provenance.json").read_text())
+        assert prov["versions"]["snakemake"] and "commit" in prov["git"] and prov["config"]
     model = json.loads((tmp_path / "results/model/summary.json").read_text())
     assert model["n_stars"] == json.loads((cat / "build.json").read_text())["stars"]
     assert (tmp_path / "results/model/model.keras").stat().st_size > 0

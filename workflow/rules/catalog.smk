@@ -139,8 +139,10 @@ rule build_catalog:
     output:
         catalog=directory(f"{CAT}/stars"),
         report=f"{CAT}/build.json",
+        provenance=f"{CAT}/provenance.json",
     params:
         surveys=SPECTRO_SURVEYS,
+        provenance={k: config[k] for k in ("backend", "dustmaps", "catalog")},
         options={
             k: config["catalog"][k]
             for k in ("healpix_order", "row_group_size", "survey_priority", "parallax_min_snr", "split")

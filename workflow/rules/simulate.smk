@@ -56,6 +56,7 @@ rule summarize_simulation:
     output:
         summary="results/simulation/summary.json",
         coverage="results/simulation/coverage.csv",
+        provenance="results/simulation/provenance.json",
     params:
         simulate=config["simulate"],
     log:

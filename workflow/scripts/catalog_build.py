@@ -4,6 +4,7 @@ from typing import TYPE_CHECKING
 
 import _bootstrap  # noqa: F401  (puts src/ on sys.path)
 
+from ddstars import provenance
 from ddstars.catalog.stages import run_build
 from ddstars.logs import log_to_file
 
@@ -14,3 +15,4 @@ log_to_file(snakemake.log[0])
 inputs = {k: snakemake.input[k] for k in ("matched", "crossmatch", "offsets", "gaia", "photometry", "reddening")}
 inputs["counts"] = dict(zip(snakemake.params.surveys, snakemake.input.counts, strict=True))
 run_build(inputs, snakemake.output.catalog, snakemake.output.report, snakemake.params.options)
+provenance.write(snakemake.output.provenance, "catalog", snakemake.params.provenance)

@@ -4,6 +4,7 @@ from typing import TYPE_CHECKING
 
 import _bootstrap  # noqa: F401  (puts src/ on sys.path)
 
+from ddstars import provenance
 from ddstars.logs import log_to_file
 from ddstars.simulate.summary import summarize
 
@@ -19,3 +20,4 @@ summarize(
     summary_path=snakemake.output.summary,
     coverage_path=snakemake.output.coverage,
 )
+provenance.write(snakemake.output.provenance, "simulation", {"simulate": snakemake.params.simulate})

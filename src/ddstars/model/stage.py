@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import platform
-import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import provenance
 from ..bands import BAND_NAMES
 from ..io import atomic_path, write_json, write_parquet
 from . import covariance as cv
@@ -23,26 +22,6 @@ from .data import read_stars
 log = logging.getLogger(__name__)
 
 OUTPUTS = ("model", "normalisation", "history", "rounds", "reddening", "test_predictions", "summary", "provenance")
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in ("numpy", "pandas", "pyarrow", "tensorflow", "keras", "snakemake"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
-
-def _git_commit(root: Path) -> str | None:
-    try:
-        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return r.stdout.strip() or None
 
 
 def _csv(df: pd.DataFrame, path) -> None:
@@ -115,16 +94,7 @@ def run_training(catalog: str | Path, out: Mapping[str, str | Path], options: Ma
         },
     }
     write_json(summary, out["summary"])
-    write_json(
-        {
-            "versions": _versions(),
-            "git_commit": _git_commit(Path(__file__).resolve().parents[3]),
-            "catalog": str(catalog),
-            "options": train.options(options),
-            "platform": platform.platform(),
-        },
-        out["provenance"],
-    )
+    provenance.write(out["provenance"], "train_model", {"train": train.options(options)}, catalog=str(catalog))
     log.info(
         "done: test <chi2/dof> %.3f (chi2/dof < 10), %.2f%% with chi2/dof >= 5, %.1f s in all",
         summary["test_mean_chi2_dof_lt10"],
