@@ -89,31 +89,28 @@ def test_tiny_end_to_end_run_then_nothing_to_do(tiny_run):
     assert log.count("round ") >= 20 and "<chi2/dof>" in log
 
 
-def test_changing_one_cut_reruns_only_what_depends_on_it(tiny_run):
-    tmp_path, cfg, _ = tiny_run
-    edited = json.loads(json.dumps(cfg))
-    edited["catalog"]["label_sigma_max"] = [150.0, 0.5, 0.5]
-    write_config(tmp_path, edited)
-    try:
-        r = snakemake("-n", "--cores", "1", workdir=tmp_path)
-    finally:
-        write_config(tmp_path, cfg)
-    assert r.returncode == 0, r.stderr[-2000:]
-    ran = jobs(r.stdout)
-    assert {"clean_lamost", "clean_apogee", "clean_galah", "build_catalog", "table1", "train_model"} <= ran
-    assert not ran & {"simulate_sky", "simulate_dustmaps", "clean_gaia", "clean_ps1", "clean_tmass", "clean_unwise"}
+SPECTRO_CLEAN = {"clean_lamost", "clean_apogee", "clean_galah"}
+PHOTO_CLEAN = {"clean_gaia", "clean_ps1", "clean_tmass", "clean_unwise"}
+SKY = {"simulate_sky", "simulate_dustmaps"}
 
 
 @pytest.mark.parametrize(
-    ("section", "key", "value", "expected"),
+    ("section", "key", "value", "must_run", "must_not_run"),
     [
-        ("train", "epochs", 3, {"train_model", "all"}),
-        ("catalog", "mag_error_max", 0.15, None),  # photometric cleaning and everything after it
-        ("dustmaps", "sfd_dir", None, None),
+        (
+            "catalog",
+            "label_sigma_max",
+            [150.0, 0.5, 0.5],
+            SPECTRO_CLEAN | {"build_catalog", "table1", "train_model"},
+            SKY | PHOTO_CLEAN,
+        ),
+        ("catalog", "mag_error_max", 0.15, PHOTO_CLEAN | {"build_catalog", "train_model"}, SKY | SPECTRO_CLEAN),
+        ("train", "epochs", 3, {"train_model", "all"}, SKY | SPECTRO_CLEAN | PHOTO_CLEAN | {"build_catalog", "table1"}),
+        ("dustmaps", "sfd_dir", None, set(), set()),
     ],
-    ids=["training-hyperparameter", "photometric-cut", "unchanged-value"],
+    ids=["label-cut", "photometric-cut", "training-hyperparameter", "unchanged-value"],
 )
-def test_config_changes_rerun_only_what_they_affect(tiny_run, section, key, value, expected):
+def test_config_changes_rerun_only_what_they_affect(tiny_run, section, key, value, must_run, must_not_run):
     tmp_path, cfg, _ = tiny_run
     edited = json.loads(json.dumps(cfg))
     if value is not None:
@@ -127,11 +124,9 @@ def test_config_changes_rerun_only_what_they_affect(tiny_run, section, key, valu
     ran = jobs(r.stdout)
     if value is None:
         assert "Nothing to be done" in r.stdout + r.stderr
-    elif expected is not None:
-        assert ran == expected
-    else:
-        assert {"clean_gaia", "clean_ps1", "clean_tmass", "clean_unwise", "build_catalog", "train_model"} <= ran
-        assert not ran & {"simulate_sky", "simulate_dustmaps", "clean_lamost", "clean_apogee", "clean_galah"}
+    if section == "train":
+        assert ran == must_run
+    assert must_run <= ran and not ran & must_not_run, ran
 
 
 def test_bring_your_own_catalog(tiny_run, tmp_path):
