@@ -223,6 +223,8 @@ def test_bad_training_input_is_reported():
     with pytest.raises(DataError, match="no star in the 'train' split"):
         train.train(stars.subset(stars.split != "train"), FAST)
     df = pd.DataFrame({"source_id": [1, 2], "split": ["train", "train"], "teff": [5000.0, np.nan]})
+    with pytest.raises(DataError, match="round 0: no training star is left"):
+        train.train(Stars(**{**stars.__dict__, "sigma_ebv_prior": np.full(len(stars), 0.5)}), FAST)
     with pytest.raises(DataError, match="missing column"):
         Stars.from_frame(df)
     # a star with only G and no usable parallax has no colour to fit: counted, not used, no crash

@@ -322,6 +322,12 @@ def train(stars: Stars, user_options: Mapping[str, Any] | None = None) -> Result
                 inc = np.isfinite(c) & (c > 0) & (c < taus[k])
             include[s] = inc & usable[s] & states[s].factorised
         t_update = time.perf_counter() - t0
+        if not include["train"].any():
+            raise DataError(
+                f"round {k}: no training star is left (of {len(sets['train'])}: {int(usable['train'].sum())} with at "
+                f"least one colour, {int(states['train'].factorised.sum())} with a factorisable covariance); check "
+                "the catalog's errors and train.round0_max_sigma_e / train.chi2_cut"
+            )
         lr = o["learning_rate"] * math.exp(-k / o["lr_decay_rounds"])
         optimizer.learning_rate.assign(lr)
         data = {s: runner.tensors(prepared[s], states[s]) for s in sets}
