@@ -205,7 +205,7 @@ def _stars(n=3000, seed=0, **over):
     return Stars(**kw)
 
 
-FAST = {"n_rounds": 3, "epochs": 3}
+FAST = {"n_rounds": 3, "epochs": 3, "chi2_cut": {"start": 1e6, "end": 1e5, "rounds": 2}}  # too short to fit: no cut
 
 
 def test_training_repeats_exactly_with_the_same_seed():
