@@ -32,6 +32,13 @@ def colour_basis(n: int = N_BANDS) -> np.ndarray:
 B = colour_basis()
 
 
+def to_colour(v: np.ndarray) -> np.ndarray:
+    """B v along axis 1 for stacks (n, 13, ...): component 0 kept, the others minus component 0."""
+    out = v - v[:, :1]
+    out[:, 0] = v[:, 0]
+    return out
+
+
 def _cholesky_t(ct: np.ndarray) -> np.ndarray:
     """Lower Cholesky factors in the stars-last layout (k, k, n); NaN where not positive definite."""
     k = ct.shape[0]

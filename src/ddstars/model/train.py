@@ -161,7 +161,7 @@ def update(
             wmat[sl] = cv.whitening(p.base[sl], obs, infl, fall)
             return
         bm, r, j_bm, j_r = network.forward(w, p.x[sl], jacobian=True)
-        br = r @ cv.B.T
+        br = cv.to_colour(r)
         resid = np.where(obs, p.y[sl] - bm, 0.0)
         c_pred = p.base[sl] + cv.jacobian_term(j_bm, p.cov_x[sl])
         uv = cv.whiten_vectors(c_pred, obs, np.stack([br, resid], axis=2), infl, fall)  # W_pred BR, W_pred Δ
@@ -172,7 +172,7 @@ def update(
         z = e[sl, None] * u - v  # W_pred (BM + E' BR - y)
         with np.errstate(invalid="ignore", divide="ignore"):
             chi2_dof[sl] = (z * z).sum(axis=1) / (p.n_obs[sl] - 1)
-        j_c = j_bm + e[sl, None, None] * np.matmul(cv.B, j_r)
+        j_c = j_bm + e[sl, None, None] * cv.to_colour(j_r)
         c_full = p.base[sl] + cv.jacobian_term(j_c, p.cov_x[sl]) + cv.reddening_term(br, var_e[sl])
         wmat[sl] = cv.whitening(c_full, obs, infl, fall)
 
