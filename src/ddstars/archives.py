@@ -25,12 +25,17 @@ import pyarrow.parquet as pq
 
 from .errors import ConfigError, DataError, SchemaError
 
-# Column kinds: "int" (integer), "float" (floating or integer), "str" (string), "list" (list of numbers),
-# "num" (integer or floating; flags sometimes arrive as either).
+
+# Column kinds: "int" (integer), "float" (floating or integer), "num" (the same check, for flag columns
+# that arrive as either), "str" (string), "list" (list of numbers).
+def _numeric(t: pa.DataType) -> bool:
+    return pa.types.is_floating(t) or pa.types.is_integer(t)
+
+
 _KIND_CHECKS = {
     "int": pa.types.is_integer,
-    "float": lambda t: pa.types.is_floating(t) or pa.types.is_integer(t),
-    "num": lambda t: pa.types.is_floating(t) or pa.types.is_integer(t),
+    "float": _numeric,
+    "num": _numeric,
     "str": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),
     "list": lambda t: pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t),
 }

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 
 from ..bands import BAND_NAMES
@@ -204,7 +205,7 @@ def write_partitioned(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     name = schema.partition_column(order)
     pix = hp.ang2pix(2**order, cat["ra"].to_numpy(float), cat["dec"].to_numpy(float), nest=True, lonlat=True)
-    table = schema.to_arrow(cat).append_column(name, pa_array_int32(pix))
+    table = schema.to_arrow(cat).append_column(name, pa.array(pix.astype(np.int32), type=pa.int32()))
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         ds.write_dataset(
@@ -229,12 +230,6 @@ def write_partitioned(
     n_part = len({int(p) for p in np.unique(pix)})
     log.info("catalog: %d stars in %d partitions (%s) at %s", len(cat), n_part, name, out_dir)
     return {"rows": len(cat), "partitions": n_part, "partition_column": name, "order": order}
-
-
-def pa_array_int32(values: np.ndarray):
-    import pyarrow as pa
-
-    return pa.array(np.asarray(values, dtype=np.int32), type=pa.int32())
 
 
 def read_catalog(path: str | Path, columns: Sequence[str] | None = None, filter=None) -> pd.DataFrame:
