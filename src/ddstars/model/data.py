@@ -105,12 +105,16 @@ class Stars:
         )
 
 
-def read_stars(path: str | Path) -> Stars:
-    """The catalog at ``path`` (Hive-partitioned folder or Parquet file), sorted by source_id."""
+def read_stars(path: str | Path, split: str | None = None) -> Stars:
+    """The catalog at ``path`` (Hive-partitioned folder or Parquet file), sorted by source_id; only the
+    stars of ``split`` ("train", "validation" or "test") when given."""
+    import pyarrow.dataset as ds
+
     from ..catalog.schema import open_catalog
 
-    table = open_catalog(path).to_table(columns=list(COLUMNS))
+    where = None if split is None else ds.field("split") == split
+    table = open_catalog(path).to_table(columns=list(COLUMNS), filter=where)
     if table.num_rows == 0:
-        raise DataError(f"{path}: the catalog has no stars")
+        raise DataError(f"{path}: the catalog has no stars" + ("" if split is None else f" in split {split!r}"))
     df = table.to_pandas().sort_values("source_id", kind="stable").reset_index(drop=True)
     return Stars.from_frame(df, str(path))

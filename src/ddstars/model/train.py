@@ -131,6 +131,47 @@ class RoundState:
     factorised: np.ndarray  # (n,) bool: the covariance could be factorised (else the star is left out)
 
 
+@dataclass
+class ChunkEvaluation:
+    """The model evaluated on a slice of stars (colour space, paper Eqs. 4-9)."""
+
+    e: np.ndarray  # (n,) E′
+    var_e: np.ndarray  # (n,) σ²_E′
+    chi2_dof: np.ndarray  # (n,) χ²/dof with E′ and C_pred (NaN when dof < 1)
+    bm: np.ndarray  # (n, 13) B M(θ̂)
+    br: np.ndarray  # (n, 13) B R(θ̂)
+    c_full: np.ndarray  # (n, 13, 13) Eq. 4 covariance in colour space (J of M + E′R, σ²_E′ RRᵀ)
+
+
+def evaluate_chunk(w: network.Weights, p: Prepared, stars: Stars, o: Mapping[str, Any], sl: slice) -> ChunkEvaluation:
+    """Reddening update (Eqs. 8-9, from the original prior), χ²/dof and full covariance for stars ``sl``."""
+    infl, fall = tuple(o["diag_inflation"]), tuple(o["diag_inflation_fallback"])
+    ru = o["reddening_update"]
+    obs = p.observed[sl]
+    bm, r, j_bm, j_r = network.forward(w, p.x[sl], jacobian=True)
+    br = cv.to_colour(r)
+    resid = np.where(obs, p.y[sl] - bm, 0.0)
+    c_pred = p.base[sl] + cv.jacobian_term(j_bm, p.cov_x[sl])
+    uv = cv.whiten_vectors(c_pred, obs, np.stack([br, resid], axis=2), infl, fall)  # W_pred BR, W_pred Δ
+    u, v = uv[:, :, 0], uv[:, :, 1]
+    e, var_e = cv.reddening_update_whitened(
+        u,
+        v,
+        stars.ebv_prior[sl],
+        stars.sigma_ebv_prior[sl] ** 2,
+        ru["e_max"],
+        ru["floor"],
+        ru["relative"],
+        ru["var_max"],
+    )
+    z = e[:, None] * u - v  # W_pred (BM + E' BR - y)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        chi2_dof = (z * z).sum(axis=1) / (p.n_obs[sl] - 1)
+    j_c = j_bm + e[:, None, None] * cv.to_colour(j_r)
+    c_full = p.base[sl] + cv.jacobian_term(j_c, p.cov_x[sl]) + cv.reddening_term(br, var_e)
+    return ChunkEvaluation(e, var_e, chi2_dof, bm, br, c_full)
+
+
 def update(
     w: network.Weights,
     p: Prepared,
@@ -150,31 +191,17 @@ def update(
     chi2_dof = np.full(n, np.nan)
     wmat = np.empty((n, N_BANDS, N_BANDS), dtype=np.float32)
     infl, fall = tuple(o["diag_inflation"]), tuple(o["diag_inflation_fallback"])
-    ru = o["reddening_update"]
     var0_all = stars.sigma_ebv_prior**2
 
     def one(start: int) -> None:
         sl = slice(start, min(start + chunk, n))
-        obs = p.observed[sl]
         if first:
             e[sl], var_e[sl] = stars.ebv_prior[sl], var0_all[sl]
-            wmat[sl] = cv.whitening(p.base[sl], obs, infl, fall)
+            wmat[sl] = cv.whitening(p.base[sl], p.observed[sl], infl, fall)
             return
-        bm, r, j_bm, j_r = network.forward(w, p.x[sl], jacobian=True)
-        br = cv.to_colour(r)
-        resid = np.where(obs, p.y[sl] - bm, 0.0)
-        c_pred = p.base[sl] + cv.jacobian_term(j_bm, p.cov_x[sl])
-        uv = cv.whiten_vectors(c_pred, obs, np.stack([br, resid], axis=2), infl, fall)  # W_pred BR, W_pred Δ
-        u, v = uv[:, :, 0], uv[:, :, 1]
-        e[sl], var_e[sl] = cv.reddening_update_whitened(
-            u, v, stars.ebv_prior[sl], var0_all[sl], ru["e_max"], ru["floor"], ru["relative"], ru["var_max"]
-        )
-        z = e[sl, None] * u - v  # W_pred (BM + E' BR - y)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            chi2_dof[sl] = (z * z).sum(axis=1) / (p.n_obs[sl] - 1)
-        j_c = j_bm + e[sl, None, None] * cv.to_colour(j_r)
-        c_full = p.base[sl] + cv.jacobian_term(j_c, p.cov_x[sl]) + cv.reddening_term(br, var_e[sl])
-        wmat[sl] = cv.whitening(c_full, obs, infl, fall)
+        ev = evaluate_chunk(w, p, stars, o, sl)
+        e[sl], var_e[sl], chi2_dof[sl] = ev.e, ev.var_e, ev.chi2_dof
+        wmat[sl] = cv.whitening(ev.c_full, p.observed[sl], infl, fall)
 
     for start in range(0, n, chunk):  # chunks of stars, vectorised inside
         one(start)
