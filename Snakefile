@@ -4,6 +4,8 @@
 #   simulate.smk  the built-in simulated sky with known truth -> resources/simulated/
 #   catalog.smk   archive tables -> cuts, cross-match, offsets, reddening prior -> results/catalog/
 #   training.smk  the data-driven stellar model fitted to the catalog -> results/model/
+#   validation.smk  test-split evaluation, one rule per paper figure, summary and report
+#                   -> results/validation/, results/figures/
 #
 # Run from the repository root: `make run` (sets up .venv) or `snakemake --cores all`.
 from snakemake.utils import min_version
@@ -18,6 +20,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/catalog.smk"
 include: "workflow/rules/training.smk"
+include: "workflow/rules/validation.smk"
 
 
 rule all:

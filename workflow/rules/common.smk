@@ -83,7 +83,14 @@ def catalog_dataset():
 
 def default_targets():
     """Outputs of the default run."""
-    targets = [f"{CAT}/table1.csv", f"{CAT}/table1.md", f"{CAT}/validation.json", f"{MODEL}/summary.json"]
+    targets = [
+        f"{CAT}/table1.csv",
+        f"{CAT}/table1.md",
+        f"{CAT}/validation.json",
+        f"{MODEL}/summary.json",
+        "results/validation/summary.json",
+        "results/validation/report.md",
+    ]
     if not external_catalog():
         targets.append(f"{CAT}/offsets.json")
         if config["backend"] == "simulated":

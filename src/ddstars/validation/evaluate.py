@@ -1,0 +1,181 @@
+"""The trained model evaluated on the test split: the table every figure and the summary read.
+
+For each test star (paper §6: "all plots use the test set and the final model with the updated E′"):
+
+* E′ and σ_E′ from the original dust-map prior and the star's photometry (Eqs. 8-9), χ²/dof with E′ and
+  C_pred (the outlier statistic of the schedule, dof = observed components - 1);
+* the dust-free absolute magnitudes M(θ̂) and the reddening vector R(θ̂) in every band;
+* for each colour X-Y of :data:`COLOURS`: observed minus predicted (with E′) and its standard deviation
+  from the full Eq. 4 covariance, σ² = C_XX + C_YY - 2 C_XY (the Eq. 18 score is their ratio);
+* the absolute-magnitude residual in G (m_G - μ - M_G - E′R_G) and its σ, where the parallax is usable.
+
+Stars are processed in chunks, so memory stays at the inputs plus one chunk's 13×13 covariances.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..bands import BAND_NAMES, N_BANDS, band_index
+from ..errors import ConfigError
+from ..model import covariance as cv
+from ..model import train
+from ..model.data import Stars
+
+log = logging.getLogger(__name__)
+
+#: Default colours (X, Y) for X - Y: neighbours in wavelength, then every band against G (the colour basis).
+COLOURS: tuple[tuple[str, str], ...] = (
+    ("gaia_bp", "gaia_rp"),
+    ("ps1_g", "ps1_r"),
+    ("ps1_r", "ps1_i"),
+    ("ps1_i", "ps1_z"),
+    ("ps1_z", "ps1_y"),
+    ("ps1_y", "tmass_j"),
+    ("tmass_j", "tmass_h"),
+    ("tmass_h", "tmass_ks"),
+    ("tmass_ks", "unwise_w1"),
+    ("unwise_w1", "unwise_w2"),
+    *((b, "gaia_g") for b in BAND_NAMES[1:]),
+)
+
+SHORT = {
+    "gaia_g": "G",
+    "gaia_bp": "BP",
+    "gaia_rp": "RP",
+    "ps1_g": "g",
+    "ps1_r": "r",
+    "ps1_i": "i",
+    "ps1_z": "z",
+    "ps1_y": "y",
+    "tmass_j": "J",
+    "tmass_h": "H",
+    "tmass_ks": "Ks",
+    "unwise_w1": "W1",
+    "unwise_w2": "W2",
+}
+
+
+def colour_name(x: str, y: str) -> str:
+    """Column stem of colour X - Y, e.g. ``ps1_r-ps1_i``."""
+    return f"{x}-{y}"
+
+
+def colour_label(x: str, y: str) -> str:
+    """Plot label of colour X - Y, e.g. ``r − i``."""
+    return f"{SHORT[x]} − {SHORT[y]}"
+
+
+def parse_colours(colours: Sequence[Sequence[str]] | None) -> list[tuple[str, str]]:
+    """Colours as (X, Y) band-name pairs, checked (a config error names the bad entry)."""
+    if colours is None:
+        return list(COLOURS)
+    out = []
+    for i, c in enumerate(colours):
+        if len(c) != 2 or c[0] == c[1]:
+            raise ConfigError(f"validation.colours[{i}]: expected two different band names, got {list(c)}")
+        for b in c:
+            if b not in BAND_NAMES:
+                raise ConfigError(f"validation.colours[{i}]: unknown band {b!r}; valid: {', '.join(BAND_NAMES)}")
+        out.append((str(c[0]), str(c[1])))
+    return out
+
+
+def _colour_weights(colours: Sequence[tuple[str, str]]) -> np.ndarray:
+    """(n_colours, 13) weights on the colour-space components c_k = m_k - m_G (k ≥ 1) giving X - Y.
+
+    Component 0 (m_G - μ) never enters a colour; G itself is the zero of the colour basis.
+    """
+    a = np.zeros((len(colours), N_BANDS))
+    for i, (x, y) in enumerate(colours):
+        ix, iy = band_index(x), band_index(y)
+        if ix:
+            a[i, ix] += 1.0
+        if iy:
+            a[i, iy] -= 1.0
+    return a
+
+
+def _magnitudes(c: np.ndarray) -> np.ndarray:
+    """Colour basis back to magnitudes: X = (X - G) + G."""
+    m = c.copy()
+    m[:, 1:] += c[:, [0]]
+    return m
+
+
+def evaluate(
+    model,
+    stars: Stars,
+    train_options: Mapping[str, Any] | None = None,
+    colours: Sequence[tuple[str, str]] | None = None,
+    chunk: int = 4096,
+) -> pd.DataFrame:
+    """Per-star evaluation table of ``model`` (a :class:`ddstars.model.StellarModel`) on ``stars``.
+
+    Returns one row per star (same order), float32 except identifiers and flags; see the module docstring.
+    Stars with fewer than two observed colour-space components get NaN statistics (``usable`` False).
+    """
+    o = train.options(train_options)
+    colours = list(COLOURS if colours is None else colours)
+    a = _colour_weights(colours)
+    p = train.prepare(stars, model.norm)
+    w = model._w
+    n = len(stars)
+    e, var_e, chi2_dof = np.empty(n), np.empty(n), np.empty(n)
+    bm_all, br_all = np.empty((n, N_BANDS)), np.empty((n, N_BANDS))
+    dc = np.empty((n, N_BANDS))  # observed - predicted, colour space (NaN where unobserved)
+    var_c = np.empty((n, N_BANDS))
+    res = np.empty((n, len(colours)))
+    var_col = np.empty((n, len(colours)))
+    for start in range(0, n, chunk):  # chunks of stars, vectorised inside
+        sl = slice(start, min(start + chunk, n))
+        ev = train.evaluate_chunk(w, p, stars, o, sl)
+        e[sl], var_e[sl], chi2_dof[sl] = ev.e, ev.var_e, ev.chi2_dof
+        bm_all[sl], br_all[sl] = ev.bm, ev.br
+        d = np.where(p.observed[sl], p.y[sl] - ev.bm - ev.e[:, None] * ev.br, np.nan)
+        dc[sl] = d
+        var_c[sl] = np.diagonal(ev.c_full, axis1=1, axis2=2)
+        missing = np.isnan(d).astype(np.float64) @ (a != 0).T > 0  # a colour needs both of its bands
+        res[sl] = np.where(missing, np.nan, np.nan_to_num(d) @ a.T)
+        var_col[sl] = np.einsum("ck,nkl,cl->nc", a, ev.c_full, a, optimize=True)
+    usable = p.n_obs >= 2
+    m_abs, r = _magnitudes(bm_all), _magnitudes(br_all)
+    cols: dict[str, Any] = {
+        "source_id": stars.source_id,
+        "teff": stars.theta[:, 0],
+        "logg": stars.theta[:, 1],
+        "feh": stars.theta[:, 2],
+        "sigma_teff": np.sqrt(stars.cov_theta[:, 0, 0]),
+        "sigma_logg": np.sqrt(stars.cov_theta[:, 1, 1]),
+        "sigma_feh": np.sqrt(stars.cov_theta[:, 2, 2]),
+        "parallax_usable": stars.parallax_usable & np.isfinite(cv.distance_modulus(stars.parallax)),
+        "distance_modulus": np.where(stars.parallax_usable, cv.distance_modulus(stars.parallax), np.nan),
+        "ebv_prior": stars.ebv_prior,
+        "sigma_ebv_prior": stars.sigma_ebv_prior,
+        "ebv_fit": e,
+        "sigma_ebv_fit": np.sqrt(var_e),
+        "chi2_dof": np.where(usable, chi2_dof, np.nan),
+        "n_dof": p.n_obs - 1,
+        "usable": usable,
+        "res_M_gaia_g": dc[:, 0],
+        "sig_M_gaia_g": np.where(np.isfinite(dc[:, 0]), np.sqrt(var_c[:, 0]), np.nan),
+    }
+    for i, b in enumerate(BAND_NAMES):
+        cols[f"mag_{b}"] = stars.mag[:, i]
+        cols[f"err_{b}"] = stars.err[:, i]
+        cols[f"M_{b}"] = m_abs[:, i]
+        cols[f"R_{b}"] = r[:, i]
+    for i, (x, y) in enumerate(colours):
+        name = colour_name(x, y)
+        cols[f"res_{name}"] = res[:, i]
+        cols[f"sig_{name}"] = np.where(np.isfinite(res[:, i]), np.sqrt(var_col[:, i]), np.nan)
+    out = pd.DataFrame(cols)
+    floats = [c for c in out.columns if out[c].dtype == np.float64]
+    out[floats] = out[floats].astype(np.float32)
+    log.info("evaluated %d test stars (%d usable)", n, int(usable.sum()))
+    return out

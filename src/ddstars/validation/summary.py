@@ -1,0 +1,179 @@
+"""Machine-readable judgement of a trained model: ``results/validation/summary.json``.
+
+Everything is computed from the evaluation table of the test split (:mod:`.evaluate`), the model, the
+catalog's survey column and, on the simulated sky, the truth table:
+
+* ``chi2``: mean χ²/dof over all usable test stars, over χ²/dof < 5 and < 10 (the paper's 0.87 is the
+  < 10 mean, METHOD.md §8), and the fraction with χ²/dof ≥ 5;
+* ``colours``: per colour, the residual (observed - predicted with E′) median and 16th/84th percentiles
+  [mag], and the same for the score (Eq. 18);
+* ``reddening_vector``: R at the median and at the mean test-set θ per band;
+* ``reddening``: E′ against the dust-map prior (median difference, the fraction moved by > 1σ);
+* ``appendix_b``: the extinction non-linearity of the wide G band (:mod:`.extinction`);
+* ``counts``: test stars per spectroscopic survey and per observed band;
+* ``truth`` (simulated sky only): R against the simulated truth, E′ against the true E, colour residuals
+  against the noise-free true colours;
+* ``comparison`` (when a second model is given): the same statistics for it on the same stars.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..bands import BAND_NAMES
+from .evaluate import colour_name
+
+PERCENTILES = (16.0, 50.0, 84.0)
+
+
+def chi2_stats(table: pd.DataFrame) -> dict[str, float]:
+    """Mean χ²/dof over usable test stars (all, < 5, < 10) and the fraction ≥ 5."""
+    c = table["chi2_dof"].to_numpy(np.float64)
+    c = c[np.isfinite(c)]
+    if not len(c):
+        return {"n": 0}
+    return {
+        "n": int(len(c)),
+        "mean_chi2_dof": float(np.mean(c)),
+        "mean_chi2_dof_lt5": float(np.mean(c[c < 5])),
+        "mean_chi2_dof_lt10": float(np.mean(c[c < 10])),
+        "fraction_chi2_dof_ge5": float(np.mean(c >= 5)),
+        "median_chi2_dof": float(np.median(c)),
+    }
+
+
+def _percentiles(x: np.ndarray) -> dict[str, float]:
+    x = x[np.isfinite(x)]
+    if not len(x):
+        return {"n": 0}
+    p16, p50, p84 = np.percentile(x, PERCENTILES)
+    return {"n": int(len(x)), "median": float(p50), "p16": float(p16), "p84": float(p84)}
+
+
+def colour_stats(table: pd.DataFrame, colours: Sequence[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """Residual (observed - predicted) and score percentiles per colour, over stars with χ²/dof < 5."""
+    good = (table["chi2_dof"] < 5).to_numpy()
+    out = {}
+    for x, y in colours:
+        name = colour_name(x, y)
+        res = table[f"res_{name}"].to_numpy(np.float64)[good]
+        sig = table[f"sig_{name}"].to_numpy(np.float64)[good]
+        out[name] = {"residual": _percentiles(res), "score": _percentiles(res / sig)}
+    return out
+
+
+def reddening_vector_stats(model, table: pd.DataFrame) -> dict[str, Any]:
+    """R at the median and mean θ of the test set."""
+    theta = table[["teff", "logg", "feh"]].to_numpy(np.float64)
+    med, mean = np.median(theta, axis=0), np.mean(theta, axis=0)
+    r_med, r_mean = model.reddening_vector(med)[0], model.reddening_vector(mean)[0]
+    return {
+        "median_theta": med.tolist(),
+        "mean_theta": mean.tolist(),
+        "at_median_theta": dict(zip(BAND_NAMES, r_med.tolist(), strict=True)),
+        "at_mean_theta": dict(zip(BAND_NAMES, r_mean.tolist(), strict=True)),
+    }
+
+
+def reddening_stats(table: pd.DataFrame) -> dict[str, float]:
+    """E′ against the prior: median difference and the fraction of stars moved by more than 1σ_prior."""
+    d = (table["ebv_fit"] - table["ebv_prior"]).to_numpy(np.float64)
+    z = d / table["sigma_ebv_prior"].to_numpy(np.float64)
+    return {
+        "median_fit_minus_prior": float(np.median(d)),
+        "fraction_moved_beyond_1sigma": float(np.mean(np.abs(z) > 1)),
+        "median_sigma_prior": float(np.median(table["sigma_ebv_prior"])),
+        "median_sigma_fit": float(np.median(table["sigma_ebv_fit"])),
+    }
+
+
+def counts(table: pd.DataFrame, survey: pd.Series | None) -> dict[str, Any]:
+    """Test stars in all, usable, per spectroscopic survey and per observed band."""
+    out: dict[str, Any] = {
+        "test_stars": int(len(table)),
+        "usable": int(table["usable"].sum()),
+        "parallax_usable": int(table["parallax_usable"].sum()),
+        "per_band": {b: int(np.isfinite(table[f"mag_{b}"]).sum()) for b in BAND_NAMES},
+    }
+    if survey is not None:
+        out["per_survey"] = {str(k): int(v) for k, v in survey.value_counts().sort_index().items()}
+    return out
+
+
+def truth_stats(model, table: pd.DataFrame, truth: pd.DataFrame, window=(200.0, 0.3, 0.2)) -> dict[str, Any]:
+    """The model against the simulated truth on the test stars.
+
+    ``truth`` is indexed by source_id with columns true_teff, true_logg, true_feh, true_ebv, dm,
+    true_r_<band>, true_mag_<band> (catalog systems: the truth W1/W2 are Vega, the catalog AB).
+    """
+    from ..bands import BANDS
+
+    t = truth.loc[table["source_id"].to_numpy()]
+    true_theta = t[["true_teff", "true_logg", "true_feh"]].to_numpy(np.float64)
+    theta0 = np.median(table[["teff", "logg", "feh"]].to_numpy(np.float64), axis=0)
+    near = (np.abs((true_theta - theta0) / np.asarray(window)) < 1).all(axis=1)
+    r_true = np.array([np.median(t[f"true_r_{b}"].to_numpy()[near]) for b in BAND_NAMES])
+    r_model = model.reddening_vector(theta0)[0]
+    e_true = t["true_ebv"].to_numpy(np.float64)
+    e_fit = table["ebv_fit"].to_numpy(np.float64)
+    slope, intercept = np.polyfit(e_true, e_fit, 1)
+    ab = np.array([b.ab_minus_vega if b.survey == "unwise" else 0.0 for b in BANDS])
+    true_mag = np.stack([t[f"true_mag_{b}"].to_numpy(np.float64) for b in BAND_NAMES], axis=1) + ab
+    pred = model.predict_apparent(true_theta, t["dm"].to_numpy(np.float64), e_true)
+    res = ((true_mag - true_mag[:, [0]]) - (pred - pred[:, [0]]))[:, 1:]
+    return {
+        "n_near_median_theta": int(near.sum()),
+        "reddening_vector_true_at_median_theta": dict(zip(BAND_NAMES, r_true.tolist(), strict=True)),
+        "reddening_vector_relative_error": dict(zip(BAND_NAMES, (r_model / r_true - 1).tolist(), strict=True)),
+        "ebv_fit_vs_true": {
+            "slope": float(slope),
+            "intercept": float(intercept),
+            "scatter": float(np.std(e_fit - e_true)),
+            "prior_scatter": float(np.std(table["ebv_prior"].to_numpy(np.float64) - e_true)),
+        },
+        "colour_residual_noise_free": {
+            "median_abs": float(np.median(np.abs(res))),
+            "p95_abs": float(np.percentile(np.abs(res), 95)),
+            "median_abs_ebv_lt_0.3": float(np.median(np.abs(res[e_true < 0.3]))),
+            "p95_abs_ebv_lt_0.3": float(np.percentile(np.abs(res[e_true < 0.3]), 95)),
+        },
+    }
+
+
+def model_block(model, table: pd.DataFrame, colours: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """The statistics that judge one model on the test table."""
+    return {
+        "chi2": chi2_stats(table),
+        "colours": colour_stats(table, colours),
+        "reddening_vector": reddening_vector_stats(model, table),
+        "reddening": reddening_stats(table),
+    }
+
+
+def summarize(
+    model,
+    table: pd.DataFrame,
+    colours: Sequence[tuple[str, str]],
+    appendix_b: Mapping[str, Any],
+    survey: pd.Series | None = None,
+    truth: pd.DataFrame | None = None,
+    comparison: tuple[str, Any, pd.DataFrame] | None = None,
+) -> dict[str, Any]:
+    """The summary document (see the module docstring); ``comparison`` is (label, model, table)."""
+    out: dict[str, Any] = {
+        **model_block(model, table, colours),
+        "appendix_b": dict(appendix_b),
+        "counts": counts(table, survey),
+    }
+    if truth is not None:
+        out["truth"] = truth_stats(model, table, truth)
+    if comparison is not None:
+        label, other, other_table = comparison
+        out["comparison"] = {"label": label, **model_block(other, other_table, colours)}
+        if truth is not None:
+            out["comparison"]["truth"] = truth_stats(other, other_table, truth)
+    return out

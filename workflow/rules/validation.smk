@@ -1,0 +1,153 @@
+# Validation stage: the test split evaluated with the final model (results/validation/), one rule per
+# paper figure (results/figures/<name>.{pdf,png,txt}), the summary and a one-page report.
+
+VAL = "results/validation"
+FIG = "results/figures"
+
+from ddstars.validation.figures import FIGURES  # noqa: E402
+
+MODEL_FILES = [f"{MODEL}/model.keras", f"{MODEL}/normalisation.json"]
+
+
+def compare_config():
+    return config.get("validation", {}).get("compare")
+
+
+def truth_table():
+    """The simulated truth, where the catalog comes from the built-in sky (else no truth is shown)."""
+    if config["backend"] == "simulated" and not external_catalog():
+        return f"{SIM}/truth.parquet"
+    return None
+
+
+def figure_inputs(name):
+    """The files figure ``name`` reads, by the keys of ddstars.validation.figures.Inputs."""
+    files = {
+        "table": f"{VAL}/test_stars.parquet",
+        "model": MODEL_FILES,
+        "catalog": catalog_dataset(),
+        "reddening": f"{MODEL}/reddening.parquet",
+        "history": f"{MODEL}/history.csv",
+        "rounds": f"{MODEL}/rounds.csv",
+        "truth": truth_table(),
+        "compare_table": f"{VAL}/compare/test_stars.parquet" if compare_config() else None,
+    }
+    keys = FIGURES[name].inputs
+    return {k: files[k] for k in keys if files[k]}
+
+
+rule evaluate_test:
+    input:
+        catalog=catalog_dataset(),
+        model=MODEL_FILES,
+        code=package_code("validation", "model"),
+    output:
+        table=f"{VAL}/test_stars.parquet",
+    params:
+        colours=config["validation"]["colours"],
+        train=config["train"],
+    log:
+        "results/logs/validation/evaluate_test.log",
+    benchmark:
+        "results/benchmarks/validation/evaluate_test.tsv"
+    resources:
+        mem_mb=lambda wc, input: 4000 + 4 * int(input.size_mb),
+        runtime="1h",
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/validation_evaluate.py"
+
+
+rule evaluate_comparison:
+    input:
+        catalog=catalog_dataset(),
+        code=package_code("validation", "model"),
+    output:
+        table=f"{VAL}/compare/test_stars.parquet",
+    params:
+        colours=config["validation"]["colours"],
+        train=config["train"],
+        compare=compare_config(),
+    log:
+        "results/logs/validation/evaluate_comparison.log",
+    resources:
+        mem_mb=lambda wc, input: 4000 + 4 * int(input.size_mb),
+        runtime="1h",
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/validation_evaluate.py"
+
+
+rule validation_summary:
+    input:
+        table=f"{VAL}/test_stars.parquet",
+        model=MODEL_FILES,
+        catalog=catalog_dataset(),
+        code=package_code("validation"),
+        **({"truth": truth_table()} if truth_table() else {}),
+        **({"compare_table": f"{VAL}/compare/test_stars.parquet"} if compare_config() else {}),
+    output:
+        summary=f"{VAL}/summary.json",
+        provenance=f"{VAL}/provenance.json",
+    params:
+        colours=config["validation"]["colours"],
+        compare=compare_config(),
+        appendix_b=config["validation"]["figures"].get("nonlinearity", {}).get("appendix_b", {}),
+    log:
+        "results/logs/validation/summary.log",
+    resources:
+        mem_mb=lambda wc, input: 2000 + 3 * int(input.size_mb),
+        runtime="30m",
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/validation_summary.py"
+
+
+for _name in FIGURES:
+
+    rule:
+        name:
+            f"figure_{_name}"
+        input:
+            **figure_inputs(_name),
+            code=package_code("validation"),
+        output:
+            pdf=f"{FIG}/{_name}.pdf",
+            png=f"{FIG}/{_name}.png",
+            caption=f"{FIG}/{_name}.txt",
+        params:
+            name=_name,
+            options=config["validation"]["figures"].get(_name, {}),
+            dpi=config["validation"]["dpi"],
+            compare_label=(compare_config() or {}).get("label"),
+        log:
+            f"results/logs/figures/{_name}.log",
+        benchmark:
+            f"results/benchmarks/figures/{_name}.tsv"
+        resources:
+            mem_mb=lambda wc, input: 2000 + 4 * int(input.size_mb),
+            runtime="30m",
+        conda:
+            "../../envs/training.yaml"
+        script:
+            "../scripts/validation_figure.py"
+
+
+rule validation_report:
+    input:
+        summary=f"{VAL}/summary.json",
+        table1=f"{CAT}/table1.md",
+        captions=expand(f"{FIG}/{{name}}.txt", name=FIGURES),
+        pngs=expand(f"{FIG}/{{name}}.png", name=FIGURES),
+        pdfs=expand(f"{FIG}/{{name}}.pdf", name=FIGURES),
+    output:
+        report=f"{VAL}/report.md",
+    log:
+        "results/logs/validation/report.log",
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/validation_report.py"
