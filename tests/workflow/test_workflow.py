@@ -7,6 +7,8 @@ import json
 import pytest
 from conftest import jobs, small_config, snakemake, write_config
 
+from ddstars.validation.figures import FIGURES
+
 pytestmark = pytest.mark.workflow
 
 
@@ -92,6 +94,8 @@ def test_tiny_end_to_end_run_then_nothing_to_do(tiny_run):
 SPECTRO_CLEAN = {"clean_lamost", "clean_apogee", "clean_galah"}
 PHOTO_CLEAN = {"clean_gaia", "clean_ps1", "clean_tmass", "clean_unwise"}
 SKY = {"simulate_sky", "simulate_dustmaps"}
+MODEL_FIGURES = {f"figure_{n}" for n in FIGURES if n not in ("filters", "nonlinearity")}  # read model outputs
+VALIDATION = {"evaluate_test", "validation_summary", "validation_report"}
 
 
 @pytest.mark.parametrize(
@@ -105,10 +109,25 @@ SKY = {"simulate_sky", "simulate_dustmaps"}
             SKY | PHOTO_CLEAN,
         ),
         ("catalog", "mag_error_max", 0.15, PHOTO_CLEAN | {"build_catalog", "train_model"}, SKY | SPECTRO_CLEAN),
-        ("train", "epochs", 3, {"train_model", "all"}, SKY | SPECTRO_CLEAN | PHOTO_CLEAN | {"build_catalog", "table1"}),
+        (
+            "train",
+            "epochs",
+            3,
+            {"train_model", "all"} | VALIDATION | MODEL_FIGURES,
+            SKY | SPECTRO_CLEAN | PHOTO_CLEAN | {"build_catalog", "table1", "figure_filters", "figure_nonlinearity"},
+        ),
+        ("validation", "figures", {"chi2": {"bins": 40}}, {"figure_chi2", "validation_report", "all"}, set()),
+        ("validation", "dpi", 100, {f"figure_{n}" for n in FIGURES} | {"validation_report", "all"}, {"train_model"}),
         ("dustmaps", "sfd_dir", None, set(), set()),
     ],
-    ids=["label-cut", "photometric-cut", "training-hyperparameter", "unchanged-value"],
+    ids=[
+        "label-cut",
+        "photometric-cut",
+        "training-hyperparameter",
+        "one-figure-option",
+        "figure-dpi",
+        "unchanged-value",
+    ],
 )
 def test_config_changes_rerun_only_what_they_affect(tiny_run, section, key, value, must_run, must_not_run):
     tmp_path, cfg, _ = tiny_run
@@ -124,9 +143,30 @@ def test_config_changes_rerun_only_what_they_affect(tiny_run, section, key, valu
     ran = jobs(r.stdout)
     if value is None:
         assert "Nothing to be done" in r.stdout + r.stderr
-    if section == "train":
+    if section in ("train", "validation"):
         assert ran == must_run
     assert must_run <= ran and not ran & must_not_run, ran
+
+
+def test_every_figure_summary_and_report(tiny_run):
+    """The default run draws every figure (PDF, PNG, caption), the validation summary and the report."""
+    tmp_path, _, r = tiny_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    fig_dir = tmp_path / "results/figures"
+    report = (tmp_path / "results/validation/report.md").read_text()
+    for name, spec in FIGURES.items():
+        pdf, png, txt = (fig_dir / f"{name}.{ext}" for ext in ("pdf", "png", "txt"))
+        assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 5000, name
+        assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 5000, name
+        caption = txt.read_text()
+        assert caption.startswith(spec.paper) and len(caption) > 80, name
+        assert f"(../figures/{name}.png)" in report and f"(../figures/{name}.pdf)" in report, name
+    summary = json.loads((tmp_path / "results/validation/summary.json").read_text())
+    model = json.loads((tmp_path / "results/model/summary.json").read_text())
+    assert summary["counts"]["test_stars"] == model["n_per_split"]["test"]
+    assert summary["chi2"]["mean_chi2_dof_lt10"] == pytest.approx(model["test_mean_chi2_dof_lt10"], rel=1e-4)
+    assert "truth" in summary  # the simulated sky's truth is compared where it exists
+    assert "| ⟨χ²/dof⟩, χ²/dof < 10 |" in report and "## Table 1" in report
 
 
 def test_bring_your_own_catalog(tiny_run, tmp_path):
@@ -139,7 +179,10 @@ def test_bring_your_own_catalog(tiny_run, tmp_path):
     write_config(tmp_path, own)
     r = snakemake("-n", "--cores", "1", workdir=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert jobs(r.stdout) == {"table1", "validate_catalog", "train_model", "all"}  # no archive or catalog stage
+    # no archive or catalog stage, and no truth to compare with
+    assert jobs(r.stdout) == {"table1", "validate_catalog", "train_model", "all"} | VALIDATION | {
+        f"figure_{n}" for n in FIGURES
+    }
     r = snakemake("--cores", "1", workdir=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path / "results/catalog/validation.json").read_text())["valid"] is True

@@ -13,6 +13,7 @@ if str(SRC) not in sys.path:
     sys.path.insert(0, str(SRC))  # the archive interface decides where each archive table lives
 
 from ddstars.archives import table_path  # noqa: E402
+from ddstars.validation.figures import FIGURES, options as figure_options  # noqa: E402
 
 SIM = "resources/simulated"
 SIM_TABLES = [
@@ -79,6 +80,46 @@ def external_catalog():
 def catalog_dataset():
     """The training catalog every later stage reads: the user's, or the one rule build_catalog writes."""
     return external_catalog() or f"{CAT}/stars"
+
+
+# Validation stage (validation.smk)
+VAL = "results/validation"
+FIG = "results/figures"
+
+
+# Unknown figure options stop the run here, before any job, with the figure and key named.
+for _name in FIGURES:
+    figure_options(_name, config["validation"]["figures"].get(_name))
+
+MODEL_FILES = [f"{MODEL}/model.keras", f"{MODEL}/normalisation.json"]
+
+
+def compare_config():
+    return config.get("validation", {}).get("compare")
+
+
+def truth_table():
+    """The simulated truth, where the catalog comes from the built-in sky (else no truth is shown)."""
+    if config["backend"] == "simulated" and not external_catalog():
+        return f"{SIM}/truth.parquet"
+    return None
+
+
+def figure_inputs(name):
+    """The files figure ``name`` reads, by the keys of ddstars.validation.figures.Inputs."""
+    files = {
+        "table": f"{VAL}/test_stars.parquet",
+        "model": MODEL_FILES,
+        "catalog": catalog_dataset(),
+        "reddening": f"{MODEL}/reddening.parquet",
+        "history": f"{MODEL}/history.csv",
+        "rounds": f"{MODEL}/rounds.csv",
+        "truth": truth_table(),
+        "compare_table": f"{VAL}/compare/test_stars.parquet" if compare_config() else None,
+    }
+    keys = FIGURES[name].inputs
+    return {k: files[k] for k in keys if files[k]}
+
 
 
 def default_targets():

@@ -1,41 +1,6 @@
 # Validation stage: the test split evaluated with the final model (results/validation/), one rule per
 # paper figure (results/figures/<name>.{pdf,png,txt}), the summary and a one-page report.
 
-VAL = "results/validation"
-FIG = "results/figures"
-
-from ddstars.validation.figures import FIGURES  # noqa: E402
-
-MODEL_FILES = [f"{MODEL}/model.keras", f"{MODEL}/normalisation.json"]
-
-
-def compare_config():
-    return config.get("validation", {}).get("compare")
-
-
-def truth_table():
-    """The simulated truth, where the catalog comes from the built-in sky (else no truth is shown)."""
-    if config["backend"] == "simulated" and not external_catalog():
-        return f"{SIM}/truth.parquet"
-    return None
-
-
-def figure_inputs(name):
-    """The files figure ``name`` reads, by the keys of ddstars.validation.figures.Inputs."""
-    files = {
-        "table": f"{VAL}/test_stars.parquet",
-        "model": MODEL_FILES,
-        "catalog": catalog_dataset(),
-        "reddening": f"{MODEL}/reddening.parquet",
-        "history": f"{MODEL}/history.csv",
-        "rounds": f"{MODEL}/rounds.csv",
-        "truth": truth_table(),
-        "compare_table": f"{VAL}/compare/test_stars.parquet" if compare_config() else None,
-    }
-    keys = FIGURES[name].inputs
-    return {k: files[k] for k in keys if files[k]}
-
-
 rule evaluate_test:
     input:
         catalog=catalog_dataset(),
@@ -54,7 +19,7 @@ rule evaluate_test:
         mem_mb=lambda wc, input: 4000 + 4 * int(input.size_mb),
         runtime="1h",
     conda:
-        "../../envs/training.yaml"
+        "../../envs/validation.yaml"
     script:
         "../scripts/validation_evaluate.py"
 
@@ -75,7 +40,7 @@ rule evaluate_comparison:
         mem_mb=lambda wc, input: 4000 + 4 * int(input.size_mb),
         runtime="1h",
     conda:
-        "../../envs/training.yaml"
+        "../../envs/validation.yaml"
     script:
         "../scripts/validation_evaluate.py"
 
@@ -101,7 +66,7 @@ rule validation_summary:
         mem_mb=lambda wc, input: 2000 + 3 * int(input.size_mb),
         runtime="30m",
     conda:
-        "../../envs/training.yaml"
+        "../../envs/validation.yaml"
     script:
         "../scripts/validation_summary.py"
 
@@ -131,7 +96,7 @@ for _name in FIGURES:
             mem_mb=lambda wc, input: 2000 + 4 * int(input.size_mb),
             runtime="30m",
         conda:
-            "../../envs/training.yaml"
+            "../../envs/validation.yaml"
         script:
             "../scripts/validation_figure.py"
 
@@ -148,6 +113,6 @@ rule validation_report:
     log:
         "results/logs/validation/report.log",
     conda:
-        "../../envs/training.yaml"
+        "../../envs/validation.yaml"
     script:
         "../scripts/validation_report.py"

@@ -46,6 +46,7 @@ plt.rcParams.update(
         "ytick.right": True,
         "savefig.bbox": "tight",
         "image.cmap": "viridis",
+        "figure.constrained_layout.use": True,
     }
 )
 
@@ -212,7 +213,7 @@ def fig_labels(inp: Inputs, o: Mapping[str, Any]):
     red = inp.reddening.set_index("source_id")
     e_fit = red.loc[cat["source_id"], "ebv_fit"].to_numpy()
     t, g, f, e0 = (_col(cat, c) for c in ("teff", "logg", "feh", "ebv_prior"))
-    fig, axs = plt.subplots(1, 4, figsize=(10, 2.5), gridspec_kw={"wspace": 0.35})
+    fig, axs = plt.subplots(1, 4, figsize=(10, 2.5))
     b = o["bins"]
     _hist2d(axs[0], t, g, b, [o["teff_range"], o["logg_range"]])
     axs[0].set(
@@ -301,22 +302,21 @@ def _colour_colour(inp: Inputs, o: Mapping[str, Any], by: str):
     z = _col(tb, by)
     vmin, vmax = np.nanpercentile(z, [2, 98])
     for k, ((x1, y1), (x2, y2)) in enumerate(pairs):
+        obs_x, obs_y = _colour_obs(tb, x1, y1), _colour_obs(tb, x2, y2)
+        ok = np.isfinite(obs_x) & np.isfinite(obs_y)
+        if not ok.any():
+            continue
+        (x_lo, x_hi), (y_lo, y_hi) = np.percentile(obs_x[ok], [0.5, 99.5]), np.percentile(obs_y[ok], [0.5, 99.5])
+        e = o["arrow_ebv"]
+        dx = e * (r[band_index(x1)] - r[band_index(y1)])
+        dy = e * (r[band_index(x2)] - r[band_index(y2)])
         for row, (fn, title) in enumerate(((_colour_obs, "observed"), (_colour_pred, "predicted, E = 0"))):
             ax = axs[row, k]
-            cx, cy = fn(tb, x1, y1), fn(tb, x2, y2)
-            sc = ax.scatter(cx, cy, c=z, s=1.5, lw=0, vmin=vmin, vmax=vmax, rasterized=True)
-            ax.set(xlabel=colour_label(x1, y1), ylabel=colour_label(x2, y2))
-            ax.set_title(title, fontsize=8)
-            ok = np.isfinite(cx) & np.isfinite(cy)
-            if ok.any():
-                lo = np.percentile(cx[ok], [0.5, 99.5])
-                hi = np.percentile(cy[ok], [0.5, 99.5])
-                ax.set_xlim(lo[0] - 0.05, lo[1] + 0.05)
-                ax.set_ylim(hi[0] - 0.05, hi[1] + 0.05)
-                e = o["arrow_ebv"]
-                dx = e * (r[band_index(x1)] - r[band_index(y1)])
-                dy = e * (r[band_index(x2)] - r[band_index(y2)])
-                _r_arrow(ax, lo[0] + 0.1 * (lo[1] - lo[0]), hi[1] - 0.3 * (hi[1] - hi[0]), dx, dy)
+            sc = ax.scatter(fn(tb, x1, y1), fn(tb, x2, y2), c=z, s=1.5, lw=0, vmin=vmin, vmax=vmax, rasterized=True)
+            ax.set(xlabel=colour_label(x1, y1), ylabel=colour_label(x2, y2), title=title)
+            ax.set_xlim(x_lo - 0.05, x_hi + 0.05)  # the same axes for data and model
+            ax.set_ylim(y_lo - 0.05, y_hi + 0.05)
+            _r_arrow(ax, x_lo + 0.1 * (x_hi - x_lo), y_hi - 0.3 * (y_hi - y_lo), dx, dy)
     fig.colorbar(sc, ax=axs, label=LABEL_TEX[by], shrink=0.6)
     caption = (
         f"Colour-colour diagrams of {len(tb)} random test stars coloured by {by}: observed (top) and predicted "
@@ -564,16 +564,22 @@ def fig_chi2(inp: Inputs, o: Mapping[str, Any]):
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     ax.hist(c, edges, density=True, histtype="step", color="k", label="test stars")
     ax.plot(mid, expected, color="C1", label=r"expected ($\chi^2_k/k$, observed dof mix)")
+    extra = ""
     if inp.compare_table is not None:
         c2 = _col(inp.compare_table, "chi2_dof")
-        ax.hist(c2[np.isfinite(c2)], edges, density=True, histtype="step", color="C0", label=inp.compare_label)
+        c2 = c2[np.isfinite(c2)]
+        ax.hist(c2, edges, density=True, histtype="step", color="C0", label=inp.compare_label)
+        extra = (
+            f" Comparison model ({inp.compare_label}, blue) on the same stars: mean over < 5 "
+            f"{np.mean(c2[c2 < 5]):.3f}, < 10 {np.mean(c2[c2 < 10]):.3f}, fraction ≥ 5 {100 * np.mean(c2 >= 5):.2f}%."
+        )
     ax.set(xlabel=r"$\chi^2/\mathrm{dof}$", ylabel="density", yscale="log")
     ax.axvline(5, color="0.5", ls=":")
     ax.legend()
     caption = (
         f"χ²/dof of the {len(c)} usable test stars (E′ fitted, dof = observed components - 1) against the "
         f"expected distribution. Mean over χ²/dof < 5: {np.mean(c[c < 5]):.3f}; < 10: {np.mean(c[c < 10]):.3f}; "
-        f"fraction ≥ 5: {100 * np.mean(c >= 5):.2f}% (paper: 0.778, 0.865, 2.4%)."
+        f"fraction ≥ 5: {100 * np.mean(c >= 5):.2f}% (paper: 0.778, 0.865, 2.4%)." + extra
     )
     return fig, caption
 
@@ -723,6 +729,87 @@ def fig_density(inp: Inputs, o: Mapping[str, Any]):
     return fig, caption
 
 
+def _ellipse(ax, centre, cov, **kw):
+    """The 1σ ellipse of a 2×2 covariance."""
+    from matplotlib.patches import Ellipse
+
+    vals, vecs = np.linalg.eigh(cov)
+    vals = np.clip(vals, 0.0, None)
+    angle = np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1]))
+    ax.add_patch(Ellipse(centre, 2 * np.sqrt(vals[1]), 2 * np.sqrt(vals[0]), angle=angle, fill=False, **kw))
+
+
+def fig_covariance(inp: Inputs, o: Mapping[str, Any]):
+    """Fig. 2: the terms of the Eq. 4 covariance of one test star as 1σ ellipses around its prediction."""
+    from ..model import covariance as cv
+    from ..model import network
+    from ..model.data import read_stars
+
+    tb = inp.table
+    full = tb["usable"].to_numpy() & tb["parallax_usable"].to_numpy()
+    full &= np.all([np.isfinite(_col(tb, f"mag_{b}")) for b in BAND_NAMES], axis=0)
+    if not full.any():
+        full = tb["usable"].to_numpy()
+    chi = np.where(full, _col(tb, "chi2_dof"), np.nan)
+    k = int(np.nanargmin(np.abs(chi - np.nanmedian(chi))))  # a typical star: median χ²/dof
+    row = tb.iloc[k]
+    stars = read_stars(inp.paths["catalog"], split="test")
+    star = stars.subset(stars.source_id == row["source_id"])
+    model = inp.model
+    x = model.norm.x(star.theta)
+    bm, r, j_bm, j_r = network.forward(model._w, x, jacobian=True)
+    binv = np.linalg.inv(cv.B)
+    e, var_e = float(row["ebv_fit"]), float(row["sigma_ebv_fit"]) ** 2
+    m_pred = (binv @ bm[0]) + e * r[0]
+    j_m = binv @ j_bm[0] + e * j_r[0]
+    cov_x = model.norm.cov_x(star.cov_theta[0])
+    err = np.nan_to_num(star.err[0])
+    s_mu2 = (5 / np.log(10) * star.parallax_error[0] / star.parallax[0]) ** 2 if star.parallax_usable[0] else 0.0
+    n = len(BAND_NAMES)
+    terms = {
+        "photometry": np.diag(err**2),
+        "parallax": s_mu2 * np.ones((n, n)),
+        "labels (J Cθ Jᵀ)": j_m @ cov_x @ j_m.T,
+        "reddening (σ²_E RRᵀ)": var_e * np.outer(r[0], r[0]),
+    }
+    terms["total"] = sum(terms.values())
+    mu = float(row["distance_modulus"]) if np.isfinite(row["distance_modulus"]) else 0.0
+    obs = np.where(np.isfinite(star.mag[0]), star.mag[0], np.nan)
+    fig, axs = plt.subplots(1, len(o["panels"]), figsize=(3.2 * len(o["panels"]), 3.2), squeeze=False)
+    colours = dict(zip(terms, ("C0", "C1", "C2", "C3", "k"), strict=True))
+    for ax, ((x1, y1), (x2, y2)) in zip(axs[0], o["panels"], strict=True):
+        a = np.zeros((2, n))
+        for i, (p, q) in enumerate(((x1, y1), (x2, y2))):
+            a[i, band_index(p)] += 1.0
+            if q:
+                a[i, band_index(q)] -= 1.0
+        shift = np.array([0.0 if q else mu for _, q in ((x1, y1), (x2, y2))])  # absolute magnitude axes
+        centre = a @ m_pred
+        for name, c in terms.items():
+            _ellipse(ax, centre, a @ c @ a.T, color=colours[name], lw=1.6 if name == "total" else 1.0, label=name)
+        ax.plot(*(a @ obs - shift), "ko", ms=4, label="observed")
+        ax.plot(*centre, "k+", ms=8)
+        half = 4 * np.sqrt(np.diag(a @ terms["total"] @ a.T))
+        ax.set_xlim(centre[0] - half[0], centre[0] + half[0])
+        ax.set_ylim(centre[1] - half[1], centre[1] + half[1])
+        lab = [colour_label(p, q) if q else f"M_{SHORT[p]}" for p, q in ((x1, y1), (x2, y2))]
+        ax.set(xlabel=lab[0], ylabel=lab[1])
+        if lab[1].startswith("M_"):
+            ax.invert_yaxis()
+    axs[0, 0].legend(fontsize=6, loc="best")
+    sd = {n: np.sqrt(np.diag(c)).max() for n, c in terms.items()}
+    caption = (
+        f"The covariance of one test star (source_id {int(row['source_id'])}, Teff {row['teff']:.0f} K, log g "
+        f"{row['logg']:.2f}, [Fe/H] {row['feh']:+.2f}, E′ {e:.3f} ± {np.sqrt(var_e):.3f}, "
+        f"χ²/dof {row['chi2_dof']:.2f}, "
+        "the median among stars with all bands and a usable parallax): 1σ ellipses of each term of Eq. 4 and their "
+        "total around the model prediction (cross), the observation as a dot. Largest σ per term [mag]: "
+        + ", ".join(f"{n} {v:.3f}" for n, v in sd.items())
+        + "."
+    )
+    return fig, caption
+
+
 @dataclass(frozen=True)
 class Spec:
     """A figure: its function, the paper's figure it reproduces, the inputs it reads, its default options."""
@@ -734,7 +821,30 @@ class Spec:
 
 
 TEFF_RANGE = [3500.0, 8500.0]
+COLOUR_COLOUR = {
+    "n_points": 5000,
+    "seed": 1,
+    "arrow_ebv": 0.3,
+    "pairs": [
+        [["ps1_g", "ps1_r"], ["ps1_r", "ps1_i"]],
+        [["gaia_bp", "gaia_g"], ["gaia_g", "gaia_rp"]],
+        [["tmass_j", "tmass_h"], ["tmass_h", "tmass_ks"]],
+        [["tmass_ks", "unwise_w1"], ["unwise_w1", "unwise_w2"]],
+    ],
+}
 FIGURES: dict[str, Spec] = {
+    "covariance": Spec(
+        fig_covariance,
+        "Fig. 2",
+        ("table", "catalog", "model"),
+        {
+            "panels": [
+                [["ps1_g", "ps1_r"], ["ps1_r", "ps1_i"]],
+                [["tmass_j", "tmass_h"], ["tmass_h", "tmass_ks"]],
+                [["gaia_bp", "gaia_rp"], ["gaia_g", None]],
+            ]
+        },
+    ),
     "filters": Spec(fig_filters, "Fig. 4", ()),
     "labels": Spec(
         fig_labels,
@@ -754,22 +864,8 @@ FIGURES: dict[str, Spec] = {
         ("table",),
         {"bins": 80, "min_count": 3, "colour_range": [-0.2, 2.0], "mag_range": [-3.0, 9.0]},
     ),
-    "colour_colour_logg": Spec(
-        fig_colour_colour_logg,
-        "Fig. 8",
-        ("table", "model"),
-        {
-            "n_points": 5000,
-            "seed": 1,
-            "arrow_ebv": 0.3,
-            "pairs": [
-                [["ps1_g", "ps1_r"], ["ps1_r", "ps1_i"]],
-                [["gaia_bp", "gaia_g"], ["gaia_g", "gaia_rp"]],
-                [["tmass_j", "tmass_h"], ["tmass_h", "tmass_ks"]],
-                [["tmass_ks", "unwise_w1"], ["unwise_w1", "unwise_w2"]],
-            ],
-        },
-    ),
+    "colour_colour_logg": Spec(fig_colour_colour_logg, "Fig. 8", ("table", "model"), COLOUR_COLOUR),
+    "colour_colour_feh": Spec(fig_colour_colour_feh, "Fig. 9", ("table", "model"), COLOUR_COLOUR),
     "reddening_teff": Spec(
         fig_reddening_teff,
         "Fig. 10",
@@ -902,3 +998,35 @@ def render(
         Path(tmp).write_text(text + "\n")
     log.info("%s: %s", name, text)
     return text
+
+
+DOC = Path(__file__).resolve().parents[3] / "docs" / "figures.md"
+
+
+def render_doc() -> str:
+    """docs/figures.md: every figure rule, the paper's figure, its inputs and default options."""
+    import json
+
+    lines = [
+        "# Figures",
+        "",
+        "Each figure is one Snakemake rule, `figure_<name>`, writing `results/figures/<name>.pdf`, `.png` and a",
+        "caption `.txt` with the numbers it shows; `results/validation/report.md` collects them. Options go under",
+        "`validation.figures.<name>` in the config (a changed option reruns only that figure; an unknown one stops",
+        "the run). This page is generated (`python -m ddstars.validation.figures`); edit the code, not the page.",
+        "",
+        "| name | reproduces | reads | what it shows |",
+        "|---|---|---|---|",
+    ]
+    for name, spec in FIGURES.items():
+        doc = (spec.func.__doc__ or "").strip().splitlines()[0]
+        lines.append(f"| `{name}` | {spec.paper} | {', '.join(spec.inputs) or '-'} | {doc} |")
+    lines += ["", "## Default options", ""]
+    for name, spec in FIGURES.items():
+        lines += [f"### `{name}`", "", "```json", json.dumps(dict(spec.defaults), indent=1), "```", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    DOC.write_text(render_doc())
+    print(f"wrote {DOC}")

@@ -86,7 +86,7 @@ def run_summary(
         cols = ["source_id", "true_teff", "true_logg", "true_feh", "true_ebv", "dm"]
         from ..bands import BAND_NAMES
 
-        cols += [f"true_r_{b}" for b in BAND_NAMES] + [f"true_mag_{b}" for b in BAND_NAMES]
+        cols += [f"true_{q}_{b}" for q in ("r", "ext", "mag") for b in BAND_NAMES]
         truth = pd.read_parquet(truth_path, columns=cols).set_index("source_id")
     comparison = None
     if compare:
