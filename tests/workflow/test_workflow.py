@@ -105,10 +105,16 @@ VALIDATION = {"evaluate_test", "validation_summary", "validation_report"}
             "catalog",
             "label_sigma_max",
             [150.0, 0.5, 0.5],
-            SPECTRO_CLEAN | {"build_catalog", "table1", "train_model"},
+            SPECTRO_CLEAN | {"build_catalog", "table1", "train_model"} | VALIDATION | MODEL_FIGURES,
             SKY | PHOTO_CLEAN,
         ),
-        ("catalog", "mag_error_max", 0.15, PHOTO_CLEAN | {"build_catalog", "train_model"}, SKY | SPECTRO_CLEAN),
+        (
+            "catalog",
+            "mag_error_max",
+            0.15,
+            PHOTO_CLEAN | {"build_catalog", "train_model"} | VALIDATION | MODEL_FIGURES,
+            SKY | SPECTRO_CLEAN | {"figure_filters", "figure_nonlinearity"},
+        ),
         (
             "train",
             "epochs",
@@ -167,6 +173,13 @@ def test_every_figure_summary_and_report(tiny_run):
     assert summary["chi2"]["mean_chi2_dof_lt10"] == pytest.approx(model["test_mean_chi2_dof_lt10"], rel=1e-4)
     assert "truth" in summary  # the simulated sky's truth is compared where it exists
     assert "| ⟨χ²/dof⟩, χ²/dof < 10 |" in report and "## Table 1" in report
+    # the Snakemake report holds every figure and Table 1
+    r = snakemake("--report", "report.html", workdir=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    html = (tmp_path / "report.html").read_text()
+    for name in FIGURES:
+        assert f"{name}.png" in html, name
+    assert "table1.csv" in html
 
 
 def test_bring_your_own_catalog(tiny_run, tmp_path):
@@ -183,7 +196,7 @@ def test_bring_your_own_catalog(tiny_run, tmp_path):
     assert jobs(r.stdout) == {"table1", "validate_catalog", "train_model", "all"} | VALIDATION | {
         f"figure_{n}" for n in FIGURES
     }
-    r = snakemake("--cores", "1", workdir=tmp_path)
+    r = snakemake("results/catalog/table1.csv", "--cores", "2", workdir=tmp_path)  # the catalog checks
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path / "results/catalog/validation.json").read_text())["valid"] is True
     assert (tmp_path / "results/catalog/table1.csv").read_text() == (built / "results/catalog/table1.csv").read_text()
@@ -204,3 +217,26 @@ def test_bring_your_own_catalog(tiny_run, tmp_path):
     log = (tmp_path / "results/logs/catalog/validate_catalog.log").read_text()
     assert "column 'sigma_ebv_prior': missing column" in log
     assert "column 'teff': null or NaN where a value is required (1 rows, first [2]" in log
+
+
+def _summary_status(r) -> dict[str, str]:
+    rows = [line.split("\t") for line in r.stdout.splitlines()[1:] if "\t" in line]
+    return {row[0]: row[4] for row in rows}
+
+
+def test_summary_shows_only_the_edited_figure_out_of_date(tiny_run):
+    """`snakemake --summary` on the completed run: all outputs current; after one figure option, only its files."""
+    tmp_path, cfg, _ = tiny_run
+    r = snakemake("--summary", workdir=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    status = _summary_status(r)
+    assert len(status) > 60 and set(status.values()) == {"ok"}, {k: v for k, v in status.items() if v != "ok"}
+    edited = json.loads(json.dumps(cfg))
+    edited.setdefault("validation", {}).setdefault("figures", {})["residual_maps"] = {"min_count": 5}
+    write_config(tmp_path, edited)
+    try:
+        r = snakemake("--summary", workdir=tmp_path)
+    finally:
+        write_config(tmp_path, cfg)
+    stale = {k for k, v in _summary_status(r).items() if v != "ok"}
+    assert stale == {f"results/figures/residual_maps.{ext}" for ext in ("pdf", "png", "txt")}

@@ -166,7 +166,7 @@ rule table1:
         validated=f"{CAT}/validation.json",
         code=package_code("catalog"),
     output:
-        csv=f"{CAT}/table1.csv",
+        csv=report(f"{CAT}/table1.csv", caption="../report/table1.rst", category="Table 1"),
         md=f"{CAT}/table1.md",
     log:
         "results/logs/catalog/table1.log",

@@ -81,10 +81,16 @@ for _name in FIGURES:
             code=package_code("validation"),
         output:
             pdf=f"{FIG}/{_name}.pdf",
-            png=f"{FIG}/{_name}.png",
+            png=report(
+                f"{FIG}/{_name}.png",
+                caption="../report/figure.rst",
+                category="Figures",
+                labels={"figure": _name, "reproduces": FIGURES[_name].paper},
+            ),
             caption=f"{FIG}/{_name}.txt",
         params:
             name=_name,
+            paper=FIGURES[_name].paper,
             options=config["validation"]["figures"].get(_name, {}),
             dpi=config["validation"]["dpi"],
             compare_label=(compare_config() or {}).get("label"),
