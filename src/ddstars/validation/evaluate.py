@@ -29,8 +29,8 @@ from ..model.data import Stars
 
 log = logging.getLogger(__name__)
 
-#: Default colours (X, Y) for X - Y: neighbours in wavelength, then every band against G (the colour basis).
-COLOURS: tuple[tuple[str, str], ...] = (
+#: Colours of neighbouring bands in wavelength, (X, Y) for X - Y.
+NEIGHBOUR_COLOURS: tuple[tuple[str, str], ...] = (
     ("gaia_bp", "gaia_rp"),
     ("ps1_g", "ps1_r"),
     ("ps1_r", "ps1_i"),
@@ -41,8 +41,9 @@ COLOURS: tuple[tuple[str, str], ...] = (
     ("tmass_h", "tmass_ks"),
     ("tmass_ks", "unwise_w1"),
     ("unwise_w1", "unwise_w2"),
-    *((b, "gaia_g") for b in BAND_NAMES[1:]),
 )
+#: Default colours: the neighbours, then every band against G (the colour basis).
+COLOURS: tuple[tuple[str, str], ...] = (*NEIGHBOUR_COLOURS, *((b, "gaia_g") for b in BAND_NAMES[1:]))
 
 SHORT = {
     "gaia_g": "G",

@@ -30,7 +30,7 @@ from scipy import stats  # noqa: E402
 from ..bands import BAND_NAMES, band_index  # noqa: E402
 from ..errors import ConfigError  # noqa: E402
 from ..io import atomic_path  # noqa: E402
-from .evaluate import SHORT, colour_label, colour_name  # noqa: E402
+from .evaluate import NEIGHBOUR_COLOURS, SHORT, colour_label, colour_name  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -930,21 +930,7 @@ FIGURES: dict[str, Spec] = {
         "§6 residual maps",
         ("table", "compare_table"),
         {
-            "colours": [
-                list(c)
-                for c in (
-                    ("gaia_bp", "gaia_rp"),
-                    ("ps1_g", "ps1_r"),
-                    ("ps1_r", "ps1_i"),
-                    ("ps1_i", "ps1_z"),
-                    ("ps1_z", "ps1_y"),
-                    ("ps1_y", "tmass_j"),
-                    ("tmass_j", "tmass_h"),
-                    ("tmass_h", "tmass_ks"),
-                    ("tmass_ks", "unwise_w1"),
-                    ("unwise_w1", "unwise_w2"),
-                )
-            ],
+            "colours": [list(c) for c in NEIGHBOUR_COLOURS],
             "bins": 40,
             "min_count": 10,
             "teff_range": TEFF_RANGE,
