@@ -21,6 +21,7 @@ import pandas as pd
 
 from ..bands import BAND_NAMES
 from ..errors import DataError
+from .covariance import from_colour
 from .network import Weights, forward
 from .train import Normalisation
 
@@ -54,10 +55,7 @@ class StellarModel:
 
     def predict_absolute_magnitudes(self, theta: Any) -> np.ndarray:
         """Dust-free absolute magnitudes M(θ) [mag], shape (n, 13)."""
-        bm, _ = self._forward(theta)
-        m = bm.copy()
-        m[:, 1:] += bm[:, [0]]  # colour basis -> magnitudes: M_X = (M_X - M_G) + M_G
-        return m
+        return from_colour(self._forward(theta)[0])
 
     def reddening_vector(self, theta: Any) -> np.ndarray:
         """Extinction per unit reddening R(θ) = A / E [mag per mag of E(B-V), SFD scale], shape (n, 13)."""
@@ -69,8 +67,7 @@ class StellarModel:
         ``distance_modulus`` μ [mag] and ``E`` [mag, SFD E(B-V) scale] broadcast against the stars.
         """
         bm, r = self._forward(theta)
-        m = bm.copy()
-        m[:, 1:] += bm[:, [0]]
+        m = from_colour(bm)
         mu = np.asarray(distance_modulus, dtype=np.float64).reshape(-1, 1)
         e = np.asarray(E, dtype=np.float64).reshape(-1, 1)
         return m + mu + e * r

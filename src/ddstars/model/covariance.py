@@ -39,6 +39,13 @@ def to_colour(v: np.ndarray) -> np.ndarray:
     return out
 
 
+def from_colour(c: np.ndarray) -> np.ndarray:
+    """B⁻¹ c along axis 1 (the inverse of :func:`to_colour`): X = (X - G) + G."""
+    out = c + c[:, :1]
+    out[:, 0] = c[:, 0]
+    return out
+
+
 def _cholesky_t(ct: np.ndarray) -> np.ndarray:
     """Lower Cholesky factors in the stars-last layout (k, k, n); NaN where not positive definite."""
     k = ct.shape[0]

@@ -102,13 +102,6 @@ def _colour_weights(colours: Sequence[tuple[str, str]]) -> np.ndarray:
     return a
 
 
-def _magnitudes(c: np.ndarray) -> np.ndarray:
-    """Colour basis back to magnitudes: X = (X - G) + G."""
-    m = c.copy()
-    m[:, 1:] += c[:, [0]]
-    return m
-
-
 def evaluate(
     model,
     stars: Stars,
@@ -150,7 +143,7 @@ def evaluate(
         res[sl] = np.where(missing, np.nan, np.nan_to_num(d) @ a.T)
         var_col[sl] = np.einsum("ck,nkl,cl->nc", a, ev.c_full, a, optimize=True)
     usable = n_obs >= 2
-    m_abs, r = _magnitudes(bm_all), _magnitudes(br_all)
+    m_abs, r = cv.from_colour(bm_all), cv.from_colour(br_all)
     cols: dict[str, Any] = {
         "source_id": stars.source_id,
         "teff": stars.theta[:, 0],
