@@ -26,6 +26,12 @@ include: "workflow/rules/training.smk"
 include: "workflow/rules/validation.smk"
 
 
+# Cheap bookkeeping rules run on the submitting node, not as cluster jobs.
+localrules:
+    all,
+    validation_report,
+
+
 rule all:
     default_target: True
     input:
