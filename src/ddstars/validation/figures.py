@@ -359,7 +359,17 @@ def fig_reddening_teff(inp: Inputs, o: Mapping[str, Any]):
     t_grid = np.linspace(*o["teff_range"], 60)
     r_th = theory_reddening_vector(t_grid, o["rv"])
     r_th0 = theory_reddening_vector(np.array([mean[0]]), o["rv"])[0]
+    # the truth near the mean log g and [Fe/H], normalised at the mean Teff (where enough stars are there)
     truth = inp.truth
+    if truth is not None:
+        tt = truth.loc[tb["source_id"].to_numpy()]
+        t_true = tt["true_teff"].to_numpy()
+        near = (np.abs(tt["true_logg"].to_numpy() - mean[1]) < 0.5) & (
+            np.abs(tt["true_feh"].to_numpy() - mean[2]) < 0.3
+        )
+        at_mean = near & (np.abs(t_true - mean[0]) < 150)
+        if at_mean.sum() < 5:
+            truth = None
     ncol = 3
     nrow = int(np.ceil(len(bands) / ncol))
     fig, axs = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 2.6 * nrow), sharex=True, squeeze=False)
@@ -367,29 +377,13 @@ def fig_reddening_teff(inp: Inputs, o: Mapping[str, Any]):
     for ax, b in zip(axs.flat, bands, strict=False):
         i = band_index(b)
         d = _col(tb, f"R_{b}") / r0[i] - 1
-        im = _binned(
-            ax,
-            theta[:, 0],
-            d,
-            theta[:, 1],
-            o["bins"],
-            [o["teff_range"], o["dr_range"]],
-            o["min_count"],
-            "viridis_r",
-            1.0,
-            5.0,
-        )
+        rng = [o["teff_range"], o["dr_range"]]
+        im = _binned(ax, theta[:, 0], d, theta[:, 1], o["bins"], rng, o["min_count"], "viridis_r", 1.0, 5.0)
         ax.plot(t_grid, r_th[:, i] / r_th0[i] - 1, color="0.5", lw=2, alpha=0.7, label="blackbody × F99")
         if truth is not None:
-            tt = truth.loc[tb["source_id"].to_numpy()]
             rt = tt[f"true_r_{b}"].to_numpy()
-            near = (np.abs(tt["true_logg"].to_numpy() - mean[1]) < 0.5) & (
-                np.abs(tt["true_feh"].to_numpy() - mean[2]) < 0.3
-            )
-            rt0 = np.median(rt[near & (np.abs(tt["true_teff"].to_numpy() - mean[0]) < 150)])
-            mid, q = _percentile_lines(
-                ax, tt["true_teff"].to_numpy()[near], rt[near] / rt0 - 1, 30, o["teff_range"], color="k"
-            )
+            rel = rt[near] / np.median(rt[at_mean]) - 1
+            _percentile_lines(ax, t_true[near], rel, 30, o["teff_range"], color="k")
         p1, p99 = np.nanpercentile(d, [1, 99])
         lines.append(f"{SHORT[b]} {100 * p1:+.1f}/{100 * p99:+.1f}%")
         ax.set_title(SHORT[b])

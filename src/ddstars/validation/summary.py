@@ -118,6 +118,8 @@ def truth_stats(model, table: pd.DataFrame, truth: pd.DataFrame, window=(200.0, 
     true_theta = t[["true_teff", "true_logg", "true_feh"]].to_numpy(np.float64)
     theta0 = np.median(table[["teff", "logg", "feh"]].to_numpy(np.float64), axis=0)
     near = (np.abs((true_theta - theta0) / np.asarray(window)) < 1).all(axis=1)
+    if near.sum() < 10:  # a small test split: widen the window rather than fit a handful of stars
+        near = (np.abs((true_theta - theta0) / (3 * np.asarray(window))) < 1).all(axis=1)
     # the linear R that this sky's reddenings define: least-squares slope of true A on true E (through 0);
     # below the E -> 0 slope in wide bands, where extinction grows slower than linearly (Appendix B)
     e_near = t["true_ebv"].to_numpy(np.float64)[near]
@@ -162,6 +164,17 @@ def model_block(model, table: pd.DataFrame, colours: Sequence[tuple[str, str]]) 
     }
 
 
+def _strict(obj: Any) -> Any:
+    """The document with NaN and infinities replaced by null (strict JSON: a statistic with no stars)."""
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_strict(v) for v in obj]
+    if isinstance(obj, float | np.floating) and not np.isfinite(obj):
+        return None
+    return obj
+
+
 def summarize(
     model,
     table: pd.DataFrame,
@@ -184,4 +197,4 @@ def summarize(
         out["comparison"] = {"label": label, **model_block(other, other_table, colours)}
         if truth is not None:
             out["comparison"]["truth"] = truth_stats(other, other_table, truth)
-    return out
+    return _strict(out)
