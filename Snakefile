@@ -2,6 +2,7 @@
 #
 # Stages (one rule file each, workflow/rules/):
 #   simulate.smk  the built-in simulated sky with known truth -> resources/simulated/
+#   dustmaps.smk  checks the SFD and Bayestar19 files (never downloads them) -> results/dustmaps/
 #   catalog.smk   archive tables -> cuts, cross-match, offsets, reddening prior -> results/catalog/
 #   training.smk  the data-driven stellar model fitted to the catalog -> results/model/
 #   validation.smk  test-split evaluation, one rule per paper figure, summary and report
@@ -21,6 +22,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
+include: "workflow/rules/dustmaps.smk"
 include: "workflow/rules/catalog.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/validation.smk"

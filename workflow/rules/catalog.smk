@@ -104,13 +104,14 @@ rule reddening_prior:
     input:
         matched=rules.crossmatch_spectra.output.table,
         gaia=f"{CAT}/clean/gaia.parquet",
-        sfd=[f"{config['dustmaps']['sfd_dir']}/SFD_dust_4096_{cap}.fits" for cap in ("ngp", "sgp")],
-        bayestar=config["dustmaps"]["bayestar_file"],
+        sfd=dustmap_inputs(config)["sfd"],
+        bayestar=dustmap_inputs(config)["bayestar"],
+        provision=ancient(rules.provision_dustmaps.output.report),  # checked maps; a re-check reruns nothing
         code=package_code("catalog") + [str(SRC / "ddstars" / "dustmaps_io.py")],
     output:
         f"{CAT}/reddening_prior.parquet",
     params:
-        sfd_dir=lambda wc, input: str(Path(input.sfd[0]).parent),
+        sfd_dir=lambda wc: config["dustmaps"]["sfd_dir"],
         options=config["catalog"]["reddening"],
     log:
         "results/logs/catalog/reddening_prior.log",
