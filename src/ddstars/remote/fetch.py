@@ -1,0 +1,265 @@
+"""Plan, fetch and assemble the chunks of one archive table (one Snakemake job per chunk per service).
+
+Typical use by the rules::
+
+    ids = chunk_ids("gaia_source", config, inputs)           # inputs: inputs_for("gaia_source", frames)
+    path = fetch_chunk("gaia_source", ids[0], config, inputs)  # no request if the chunk is already complete
+    assemble("gaia_source", [cache.data_path(...) for ...], "resources/archives/gaia_source.parquet", config)
+
+Chunk ids are deterministic functions of the config and the inputs; the sidecar stores a digest of the request
+(query + uploaded rows), so a chunk whose inputs changed is fetched again rather than reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import healpy as hp
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from astropy.table import Table
+
+from ..archives import TABLES, check_schema
+from ..errors import DataError
+from ..io import write_parquet
+from . import services as sv
+from .cache import ChunkCache
+from .client import TapClient, load_credentials, strip_userinfo, to_arrow
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One request: ``adql`` (or the file ``url``), its upload (``TAP_UPLOAD.ids``) and the request digest."""
+
+    id: str
+    adql: str | None
+    upload: Table | None
+    request_sha256: str
+    url: str | None = None
+
+
+def _digest(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else str(p).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def inputs_for(table: str, frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame | None:
+    """The upload/list inputs of ``table`` from its upstream archive tables (``frames``: archive name -> frame).
+
+    Position kinds get a frame with ``ra``/``dec`` (deduplicated); id kinds a frame with ``id`` (unique).
+    ``range`` and ``file`` tables need no inputs (None).
+    """
+    spec = sv.SPECS[table]
+    if spec.kind in ("range", "file"):
+        return None
+    parts = []
+    for up, col in spec.upstream:
+        if up not in frames:
+            raise DataError(f"{table}: inputs need archive table {up!r} (fetch it first)")
+        df = frames[up]
+        if spec.kind == "position_upload":
+            t = TABLES[up]
+            parts.append(pd.DataFrame({"ra": df[t.ra].to_numpy(float), "dec": df[t.dec].to_numpy(float)}))
+        else:
+            parts.append(pd.DataFrame({"id": df[col]}))
+    out = pd.concat(parts, ignore_index=True).dropna().drop_duplicates(ignore_index=True)
+    return out
+
+
+def _blocks(n: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, max(1, size))]
+
+
+def plan(table: str, config: Mapping[str, Any], inputs: pd.DataFrame | None = None) -> dict[str, Chunk]:
+    """Every chunk of ``table``, by chunk id (ordered)."""
+    spec = sv.spec_for(table, config)
+    cfg = sv.remote_config(config)
+    out: dict[str, Chunk] = {}
+    if spec.kind == "range":
+        lo, hi = spec.range
+        edges = np.linspace(lo, hi, spec.n_chunks + 1)
+        for i in range(spec.n_chunks):
+            adql = sv.adql_range(spec, float(edges[i]), float(edges[i + 1]), last=i == spec.n_chunks - 1)
+            out[f"r{i:04d}"] = Chunk(f"r{i:04d}", adql, None, _digest(adql))
+    elif spec.kind == "file":
+        url = cfg["services"][spec.service]["url"].rstrip("/") + "/" + spec.remote_table
+        out["all"] = Chunk("all", None, None, _digest(strip_userinfo(url)), url)
+    elif spec.kind == "position_upload":
+        if inputs is None or not {"ra", "dec"} <= set(inputs.columns):
+            raise DataError(f"{table}: position chunks need inputs with columns ra, dec")
+        ra, dec = inputs["ra"].to_numpy(float), inputs["dec"].to_numpy(float)
+        pix = hp.ang2pix(2**spec.healpix_order, ra, dec, nest=True, lonlat=True)
+        order = np.lexsort((dec, ra, pix))
+        ra, dec, pix = ra[order], dec[order], pix[order]
+        adql = sv.adql_position_upload(spec)
+        starts = np.flatnonzero(np.r_[True, pix[1:] != pix[:-1]])
+        ends = np.r_[starts[1:], len(pix)]
+        for s, e in zip(starts, ends, strict=True):
+            for part, sl in enumerate(_blocks(e - s, spec.chunk_size)):
+                r, d = ra[s:e][sl], dec[s:e][sl]
+                cid = f"hpx{spec.healpix_order}-{pix[s]}-{part}"
+                upload = Table({"row_id": np.arange(len(r), dtype=np.int64), "ra": r, "dec": d})
+                out[cid] = Chunk(cid, adql, upload, _digest(adql, r.tobytes(), d.tobytes()))
+    else:  # id_upload, id_list
+        if inputs is None or "id" not in inputs.columns:
+            raise DataError(f"{table}: id chunks need inputs with a column id")
+        s = inputs["id"].dropna()
+        if pd.api.types.is_numeric_dtype(s.dtype):
+            ids = np.unique(s.to_numpy().astype(np.int64))
+        else:
+            ids = np.array(sorted(set(map(str, s))), dtype=object)
+        for i, sl in enumerate(_blocks(len(ids), spec.chunk_size)):
+            block = ids[sl]
+            cid = f"b{i:05d}"
+            if spec.kind == "id_list":
+                adql = sv.adql_id_list(spec, list(block))
+                out[cid] = Chunk(cid, adql, None, _digest(adql))
+            else:
+                adql = sv.adql_id_upload(spec)
+                col = np.array([str(v) for v in block]) if block.dtype == object else block
+                out[cid] = Chunk(cid, adql, Table({"id": col}), _digest(adql, "\n".join(map(str, block))))
+    return out
+
+
+def chunk_ids(table: str, config: Mapping[str, Any], inputs: pd.DataFrame | None = None) -> list[str]:
+    """The chunk ids of ``table`` (deterministic given the config and the inputs)."""
+    return list(plan(table, config, inputs))
+
+
+def cache_for(config: Mapping[str, Any]) -> ChunkCache:
+    return ChunkCache(sv.remote_config(config)["cache_dir"])
+
+
+def make_client(table: str, config: Mapping[str, Any], **kw: Any) -> TapClient:
+    """The :class:`TapClient` of ``table``'s service, from ``remote.services`` (``kw`` overrides, e.g. sleep)."""
+    spec = sv.spec_for(table, config)
+    cfg = sv.remote_config(config)
+    svc = cfg["services"][spec.service]
+    args = dict(
+        url=svc["url"],
+        service=spec.service,
+        retries=cfg["retries"],
+        timeout=float(cfg["timeout_s"]),
+        max_concurrent=int(svc.get("max_concurrent", 2)),
+        credentials=load_credentials(spec.service, cfg.get("credentials_file")),
+        lock_dir=Path(cfg["cache_dir"]) / ".locks",
+        poll_s=float(cfg["poll_s"]),
+    )
+    args.update(kw)
+    return TapClient(**args)
+
+
+def fetch_chunk(
+    table: str,
+    chunk_id: str,
+    config: Mapping[str, Any],
+    inputs: pd.DataFrame | None = None,
+    client: TapClient | None = None,
+    cache: ChunkCache | None = None,
+    chunks: Mapping[str, Chunk] | None = None,
+) -> Path:
+    """Fetch one chunk into the raw cache unless it is already complete; its Parquet path."""
+    spec = sv.spec_for(table, config)
+    chunks = chunks if chunks is not None else plan(table, config, inputs)
+    if chunk_id not in chunks:
+        raise DataError(f"{table}: unknown chunk id {chunk_id!r} ({len(chunks)} chunks planned)")
+    chunk = chunks[chunk_id]
+    cache = cache or cache_for(config)
+    if cache.is_complete(table, chunk_id, chunk.request_sha256):
+        return cache.data_path(table, chunk_id)
+    client = client or make_client(table, config)
+    t0 = time.monotonic()
+    if spec.kind == "file":
+        data = _fetch_file(spec, chunk, client, cache)
+        query = None
+    else:
+        uploads = {sv.UPLOAD_NAME: chunk.upload} if chunk.upload is not None else None
+        data = to_arrow(client.query(chunk.adql, uploads=uploads, mode=spec.mode))
+        query = chunk.adql
+    meta = {
+        "service": spec.service,
+        "url": strip_userinfo(chunk.url or client.url),
+        "remote_table": spec.remote_table,
+        "kind": spec.kind,
+        "mode": spec.mode,
+        "query": query,
+        "upload_rows": None if chunk.upload is None else len(chunk.upload),
+        "request_sha256": chunk.request_sha256,
+        "fetched_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "elapsed_s": round(time.monotonic() - t0, 3),
+        "format": "parquet",
+    }
+    return cache.write(table, chunk_id, data, meta)
+
+
+def _fetch_file(spec: sv.QuerySpec, chunk: Chunk, client: TapClient, cache: ChunkCache) -> pa.Table:
+    raw = cache.data_path(spec.table, chunk.id).with_suffix(".download")
+    client.download(chunk.url, raw)
+    try:
+        tbl = Table.read(raw, hdu=1, memmap=True, format="fits")
+    except (OSError, ValueError) as err:
+        raise DataError(f"{spec.service} ({strip_userinfo(chunk.url)}): not a readable FITS table ({err})") from None
+    wanted = [c for c in spec.columns if c in tbl.colnames]
+    data = to_arrow(tbl[wanted])
+    del tbl
+    raw.unlink(missing_ok=True)
+    return data
+
+
+def fetch_missing(
+    table: str,
+    config: Mapping[str, Any],
+    inputs: pd.DataFrame | None = None,
+    client: TapClient | None = None,
+    cache: ChunkCache | None = None,
+) -> list[Path]:
+    """Fetch every chunk of ``table`` that is not complete (sequentially); all chunks' Parquet paths."""
+    chunks = plan(table, config, inputs)
+    cache = cache or cache_for(config)
+    return [fetch_chunk(table, c, config, inputs, client, cache, chunks) for c in chunks]
+
+
+def assemble(
+    table: str, chunk_paths: Iterable[str | Path], out_path: str | Path, config: Mapping[str, Any] | None = None
+) -> Path:
+    """Concatenate the chunks, rename to archive names, check against ``archives.TABLES``, write atomically.
+
+    Rows from upload chunks are deduplicated on the key (a source near two targets comes back twice).
+    """
+    spec = sv.spec_for(table, config)
+    paths: Sequence[Path] = [Path(p) for p in chunk_paths]
+    if not paths:
+        raise DataError(f"{table}: no chunks to assemble")
+    lower = {r.lower(): a for r, a in spec.columns.items()}
+    tables = []
+    for p in paths:
+        try:
+            t = pq.read_table(p)
+        except (pa.ArrowInvalid, OSError) as err:
+            raise DataError(f"{p}: not a readable Parquet chunk ({err})") from None
+        tables.append(t.rename_columns([spec.columns.get(c, lower.get(c.lower(), c)) for c in t.column_names]))
+    try:
+        merged = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise DataError(f"{table}: chunks have incompatible columns ({err})") from None
+    check_schema(merged.schema, TABLES[table], f"{table} assembled from {len(paths)} chunk(s)")
+    if merged.num_rows == 0:
+        raise DataError(f"{table}: all {len(paths)} chunk(s) are empty; nothing to write to {out_path}")
+    df = merged.to_pandas()
+    key = TABLES[table].key
+    if spec.kind in ("position_upload", "id_upload", "id_list"):
+        df = df.drop_duplicates(subset=key, ignore_index=True)
+    df = df.sort_values(key, kind="stable", ignore_index=True)
+    write_parquet(df, out_path)
+    return Path(out_path)

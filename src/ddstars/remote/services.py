@@ -1,0 +1,249 @@
+"""Which service serves each archive table, and how one chunk of it is queried (ARCHIVES.md §1-§8, §10).
+
+Every table of :data:`ddstars.archives.TABLES` has a :class:`QuerySpec`. Its chunk ``kind`` says how the table
+is cut into requests that stay under the service's row and upload caps:
+
+* ``range``: a full-table slice ``lo <= range_column < hi`` (the spectroscopic catalogs, sliced in RA);
+* ``position_upload``: the targets' positions of one HEALPix pixel (nested, ``healpix_order``), in blocks of at
+  most ``chunk_size`` rows, uploaded as ``TAP_UPLOAD.ids`` and joined within ``radius_arcsec`` (Gaia DR2 for the
+  spectroscopic targets at the paper's 0.2″, unWISE for the Gaia sources at 0.4″);
+* ``id_upload``: sorted blocks of at most ``chunk_size`` identifiers, uploaded as ``TAP_UPLOAD.ids`` and joined
+  on the key (Gaia best-neighbour tables by ``source_id``, 2MASS PSC by designation). Sorted Gaia ``source_id``
+  blocks are sky-contiguous (the id encodes the HEALPix level-12 index);
+* ``id_list``: sorted blocks of identifiers inlined as ``key IN (...)`` (MAST PS1, whose upload support is
+  UNVERIFIED, ARCHIVES.md §3);
+* ``file``: one download of a whole file (APOGEE DR16 allStar FITS, for which no TAP service with ``PARAM`` and
+  ``FPARAM_COV`` is known, ARCHIVES.md §7).
+
+``columns`` maps remote column names to the archive names of :data:`ddstars.archives.TABLES` (identity where the
+remote already uses them). The VizieR labels of LAMOST DD-Payne and GALAH DR2 are UNVERIFIED (ARCHIVES.md §6, §8):
+only ``RAJ2000``/``DEJ2000`` are renamed by default; override the rest with ``remote.tables.<t>.columns``.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..archives import TABLES
+from ..errors import ConfigError
+
+KINDS = ("range", "position_upload", "id_upload", "id_list", "file")
+UPLOAD_NAME = "ids"  # the uploaded table: TAP_UPLOAD.ids with columns id, or row_id/ra/dec
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """How archive table ``table`` is fetched from ``service`` (see the module docstring for ``kind``).
+
+    ``columns``: remote name -> archive name; ``key``/``ra``/``dec``/``range_column`` are remote names.
+    ``upstream``: (archive table, archive column) pairs whose values are the upload/list inputs.
+    """
+
+    table: str
+    service: str
+    remote_table: str
+    kind: str
+    columns: Mapping[str, str]
+    key: str
+    ra: str | None = None
+    dec: str | None = None
+    mode: str = "sync"
+    chunk_size: int = 50_000
+    healpix_order: int = 5
+    radius_arcsec: float = 0.2
+    range_column: str | None = None
+    range: tuple[float, float] = (0.0, 360.0)
+    n_chunks: int = 36
+    upstream: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    def archive_name(self, remote: str) -> str:
+        return self.columns.get(remote, remote)
+
+    def remote_name(self, archive: str) -> str:
+        inverse = {v: k for k, v in self.columns.items()}
+        return inverse.get(archive, archive)
+
+
+def _identity(table: str, **renamed: str) -> dict[str, str]:
+    """Remote -> archive mapping for every column of ``table``: identity, except ``renamed`` (remote=archive)."""
+    cols = {c: c for c in TABLES[table].columns}
+    for remote, archive in renamed.items():
+        cols.pop(archive, None)
+        cols[remote] = archive
+    return cols
+
+
+_SPECTRO_POSITIONS = (
+    ("lamost_dr5_ddpayne", "ra"),
+    ("apogee_dr16_allstar", "RA"),
+    ("galah_dr2", "ra"),
+)
+
+SPECS: dict[str, QuerySpec] = {
+    s.table: s
+    for s in (
+        QuerySpec(
+            "lamost_dr5_ddpayne", "vizier", '"J/ApJS/245/34/catalog"', "range",
+            _identity("lamost_dr5_ddpayne", RAJ2000="ra", DEJ2000="dec"), "obsid", "RAJ2000", "DEJ2000",
+            range_column="RAJ2000", n_chunks=72,
+        ),
+        QuerySpec(
+            "apogee_dr16_allstar", "sdss", "allStar-r12-l33.fits", "file",
+            {**_identity("apogee_dr16_allstar"), "GAIA_SOURCE_ID": "GAIA_SOURCE_ID"}, "APOGEE_ID", "RA", "DEC",
+            n_chunks=1,
+        ),
+        QuerySpec(
+            "galah_dr2", "vizier", '"J/MNRAS/478/4513/galah"', "range",
+            _identity("galah_dr2", RAJ2000="ra", DEJ2000="dec"), "sobject_id", "RAJ2000", "DEJ2000",
+            range_column="RAJ2000", n_chunks=12,
+        ),
+        QuerySpec(
+            "gaia_source", "gaia", "gaiadr2.gaia_source", "position_upload", _identity("gaia_source"),
+            "source_id", "ra", "dec", mode="async", chunk_size=50_000, healpix_order=5, radius_arcsec=0.2,
+            upstream=_SPECTRO_POSITIONS,
+        ),
+        QuerySpec(
+            "panstarrs1_best_neighbour", "gaia", "gaiadr2.panstarrs1_best_neighbour", "id_upload",
+            _identity("panstarrs1_best_neighbour"), "source_id", mode="async", chunk_size=100_000,
+            upstream=(("gaia_source", "source_id"),),
+        ),
+        QuerySpec(
+            "tmass_best_neighbour", "gaia", "gaiadr2.tmass_best_neighbour", "id_upload",
+            _identity("tmass_best_neighbour"), "source_id", mode="async", chunk_size=100_000,
+            upstream=(("gaia_source", "source_id"),),
+        ),
+        QuerySpec(
+            "ps1_mean_object", "mast_ps1", "dbo.MeanObjectView", "id_list", _identity("ps1_mean_object"),
+            "objID", "raMean", "decMean", chunk_size=1_000,
+            upstream=(("panstarrs1_best_neighbour", "original_ext_source_id"),),
+        ),
+        QuerySpec(
+            "tmass_psc", "irsa", "fp_psc", "id_upload", _identity("tmass_psc"), "designation", "ra", "dec",
+            chunk_size=50_000, upstream=(("tmass_best_neighbour", "original_ext_source_id"),),
+        ),
+        QuerySpec(
+            "unwise", "datalab", "unwise_dr1.object", "position_upload", _identity("unwise"), "unwise_objid",
+            "ra", "dec", chunk_size=20_000, healpix_order=6, radius_arcsec=0.4,
+            upstream=(("gaia_source", "ra"),),
+        ),
+    )
+}  # fmt: skip
+
+# The ``remote:`` config section's defaults (mirrored in workflow/schemas/config.schema.yaml).
+DEFAULT_CONFIG: dict[str, Any] = {
+    "cache_dir": "resources/archives/raw",
+    "credentials_file": None,
+    "timeout_s": 600.0,
+    "poll_s": 5.0,
+    "retries": {"max": 5, "base_s": 2.0, "max_s": 120.0},
+    "services": {
+        "gaia": {"url": "https://gea.esac.esa.int/tap-server/tap", "max_concurrent": 2},
+        "vizier": {"url": "https://tapvizier.cds.unistra.fr/TAPVizieR/tap", "max_concurrent": 2},
+        "mast_ps1": {"url": "https://vao.stsci.edu/PS1DR2/tapservice.aspx", "max_concurrent": 2},
+        "irsa": {"url": "https://irsa.ipac.caltech.edu/TAP", "max_concurrent": 2},
+        "datalab": {"url": "https://datalab.noirlab.edu/tap", "max_concurrent": 2},
+        "sdss": {"url": "https://data.sdss.org/sas/dr16/apogee/spectro/aspcap/r12/l33", "max_concurrent": 1},
+    },
+    "tables": {},
+}
+
+_TABLE_KEYS = ("service", "remote_table", "mode", "chunk_size", "healpix_order", "radius_arcsec", "n_chunks", "range")
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def remote_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``remote:`` section of the workflow config merged over :data:`DEFAULT_CONFIG`."""
+    section = config.get("remote") or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"config key 'remote' must be a mapping, got {type(section).__name__}")
+    cfg = _merge(DEFAULT_CONFIG, section)
+    for name in cfg["tables"]:
+        if name not in SPECS:
+            raise ConfigError(f"config key 'remote.tables.{name}': unknown archive table; known: {', '.join(SPECS)}")
+    return cfg
+
+
+def spec_for(table: str, config: Mapping[str, Any] | None = None) -> QuerySpec:
+    """The :class:`QuerySpec` of ``table`` with the overrides of ``remote.tables.<table>`` applied."""
+    if table not in SPECS:
+        raise KeyError(f"unknown archive table {table!r}; known: {', '.join(SPECS)}")
+    spec = SPECS[table]
+    over = remote_config(config or {})["tables"].get(table, {})
+    kw = {k: over[k] for k in _TABLE_KEYS if over.get(k) is not None}
+    if "range" in kw:
+        kw["range"] = tuple(kw["range"])
+    if over.get("columns"):
+        # an override names remote -> archive; it replaces the default remote name of that archive column
+        cols = {r: a for r, a in spec.columns.items() if a not in set(over["columns"].values())}
+        kw["columns"] = {**cols, **over["columns"]}
+        inverse = {a: r for r, a in kw["columns"].items()}
+        for attr, archive in (("key", TABLES[table].key), ("ra", TABLES[table].ra), ("dec", TABLES[table].dec)):
+            if archive is not None and archive in inverse:
+                kw[attr] = inverse[archive]
+        if spec.range_column and spec.range_column == spec.ra and "ra" in kw:
+            kw["range_column"] = kw["ra"]
+    if over.get("range_column"):
+        kw["range_column"] = over["range_column"]
+    spec = replace(spec, **kw)
+    if spec.service not in remote_config(config or {})["services"]:
+        raise ConfigError(f"config key 'remote.tables.{table}.service': unknown service {spec.service!r}")
+    if spec.mode not in ("sync", "async"):
+        raise ConfigError(f"config key 'remote.tables.{table}.mode' is {spec.mode!r}; expected sync or async")
+    return spec
+
+
+# ---------------------------------------------------------------------------------------------------- ADQL
+_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_RESERVED = {"primary", "size", "distance", "value", "first", "last", "position", "date", "time", "user", "zone"}
+
+
+def quote(name: str) -> str:
+    """An ADQL column reference: quoted when it is a reserved word or not a regular identifier."""
+    return name if _IDENT.match(name) and name.lower() not in _RESERVED else '"' + name.replace('"', '""') + '"'
+
+
+def select_list(spec: QuerySpec, alias: str | None = None) -> str:
+    pre = f"{alias}." if alias else ""
+    return ", ".join(pre + quote(c) for c in spec.columns)
+
+
+def adql_range(spec: QuerySpec, lo: float, hi: float, last: bool) -> str:
+    col = quote(spec.range_column or spec.ra or spec.key)
+    op = "<=" if last else "<"
+    return f"SELECT {select_list(spec)} FROM {spec.remote_table} WHERE {col} >= {lo!r} AND {col} {op} {hi!r}"
+
+
+def adql_id_upload(spec: QuerySpec) -> str:
+    return (
+        f"SELECT {select_list(spec, 't')} FROM {spec.remote_table} AS t "
+        f"JOIN TAP_UPLOAD.{UPLOAD_NAME} AS u ON t.{quote(spec.key)} = u.id"
+    )
+
+
+def adql_position_upload(spec: QuerySpec) -> str:
+    radius = spec.radius_arcsec / 3600.0
+    return (
+        f"SELECT {select_list(spec, 't')} FROM {spec.remote_table} AS t "
+        f"JOIN TAP_UPLOAD.{UPLOAD_NAME} AS u ON 1 = CONTAINS(POINT('ICRS', t.{quote(spec.ra)}, t.{quote(spec.dec)}), "
+        f"CIRCLE('ICRS', u.ra, u.dec, {radius!r}))"
+    )
+
+
+def adql_id_list(spec: QuerySpec, ids: list[Any]) -> str:
+    def lit(v: Any) -> str:
+        if isinstance(v, str):
+            return "'" + v.replace("'", "''") + "'"
+        return str(int(v))
+
+    where = f"{quote(spec.key)} IN ({', '.join(map(lit, ids))})"
+    return f"SELECT {select_list(spec)} FROM {spec.remote_table} WHERE {where}"
