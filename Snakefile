@@ -2,6 +2,7 @@
 #
 # Stages (one rule file each, workflow/rules/):
 #   simulate.smk  the built-in simulated sky with known truth -> resources/simulated/
+#   archives.smk  backend remote: each archive table fetched in chunks -> resources/archives/
 #   dustmaps.smk  checks the SFD and Bayestar19 files (never downloads them) -> results/dustmaps/
 #   catalog.smk   archive tables -> cuts, cross-match, offsets, reddening prior -> results/catalog/
 #   training.smk  the data-driven stellar model fitted to the catalog -> results/model/
@@ -26,6 +27,7 @@ include: "workflow/rules/dustmaps.smk"
 include: "workflow/rules/catalog.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/validation.smk"
+include: "workflow/rules/archives.smk"
 
 
 # Cheap bookkeeping rules run on the submitting node, not as cluster jobs.

@@ -13,6 +13,8 @@ if str(SRC) not in sys.path:
     sys.path.insert(0, str(SRC))  # the archive interface decides where each archive table lives
 
 from ddstars.archives import table_path  # noqa: E402
+from ddstars.remote.services import SPECS as REMOTE_SPECS  # noqa: E402
+from ddstars.remote.stage import upstream_tables as remote_upstream  # noqa: E402
 from ddstars.validation.figures import FIGURES, options as figure_options  # noqa: E402
 
 SIM = "resources/simulated"
@@ -81,6 +83,9 @@ def catalog_dataset():
     """The training catalog every later stage reads: the user's, or the one rule build_catalog writes."""
     return external_catalog() or f"{CAT}/stars"
 
+
+# Archive queries of the remote backend (archives.smk), in dependency order.
+REMOTE_TABLES = list(REMOTE_SPECS)
 
 # Validation stage (validation.smk)
 VAL = "results/validation"
