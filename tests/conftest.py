@@ -155,3 +155,29 @@ def tiny_run(tmp_path_factory):
     write_config(tmp_path, cfg)
     r = snakemake("--cores", "2", workdir=tmp_path)
     return tmp_path, cfg, r
+
+
+# --- Local TAP server (remote archive backend integration tests) ---------------------------------------------
+# A real GAVO DaCHS TAP server on 127.0.0.1 serving a slice of the small simulated sky (tests/tapserver.py).
+# `tap_server.url` is the TAP endpoint, `tap_server.names["gaia_source"]` the published table name
+# ("gaiadr2.gaia_source"), `tap_server.archives["gaia_source"]` the DataFrame published. Skips when DaCHS,
+# PostgreSQL or pgsphere are missing (.ci/run installs them as root) or the server does not start.
+@pytest.fixture(scope="session")
+def tap_server(request):
+    import pandas as pd
+    from tapserver import SIMULATED_TABLE_NAMES, LocalTapServer, available, sky_slice
+
+    ok, reason = available()
+    if not ok:
+        pytest.skip(f"local TAP server unavailable: {reason}")
+    paths = request.getfixturevalue("small_sky")["paths"]  # only once the server can run
+    archives = {k: pd.read_parquet(paths[k]) for k in SIMULATED_TABLE_NAMES}
+    server = LocalTapServer.from_archives(sky_slice(archives, n_gaia=2000))
+    try:
+        server.start()
+    except Exception as e:  # the servers could not start here: report why and skip
+        pytest.skip(f"local TAP server did not start: {e}")
+    try:
+        yield server
+    finally:
+        server.stop()
