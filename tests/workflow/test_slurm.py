@@ -67,3 +67,27 @@ def test_jobs_go_to_slurm_with_the_profile_resources(tiny_run, tmp_path, monkeyp
     assert table1[table1.index("-t") + 1] == "60" and not any(a.startswith("--gpus") for a in table1)
     assert set(calls) == {"rule_train_model", "rule_table1"}  # nothing else was submitted
     assert (work / "results/model/model.keras").stat().st_size > 0
+
+
+def test_archive_queries_and_bookkeeping_run_on_the_submitting_node():
+    """Under any cluster executor the archive fetches (network) and `all`/`validation_report` stay local."""
+    from pathlib import Path
+
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
+
+    from ddstars.archives import TABLES
+
+    with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
+        wapi = api.workflow(
+            resource_settings=ResourceSettings(),
+            config_settings=ConfigSettings(config={"backend": "remote"}),
+            storage_settings=StorageSettings(),
+            snakefile=ROOT / "Snakefile",
+            workdir=Path(ROOT),
+        )
+        wf = wapi._workflow  # the parsed workflow; its local-rule set is what a cluster executor consults
+        local = set(wf._localrules)
+        names = {r.name for r in wf.rules}
+    assert {f"fetch_{t}" for t in TABLES} | {"all", "validation_report"} == local
+    assert "train_model" in names and "train_model" not in local
