@@ -46,27 +46,56 @@ def from_colour(c: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cholesky_t(ct: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factors in the stars-last layout (k, k, n); NaN where not positive definite."""
+def diagonal_t(ct: np.ndarray) -> np.ndarray:
+    """The diagonals (k, n) of a C-contiguous stars-last stack (k, k, n), as a writable view."""
     k = ct.shape[0]
-    low = np.zeros_like(ct)
+    return ct.reshape(k * k, -1)[:: k + 1]
+
+
+def _cholesky_aug_t(a: np.ndarray, out: np.ndarray, band: bool = False) -> np.ndarray:
+    """Left-looking Cholesky, column by column, of the leading (k, k) block of a stars-last stack
+    ``a`` (m, k, n), m >= k, continued over the rows below it: with A = [C; Bᵀ] it writes into ``out``
+    [L; Bᵀ L⁻ᵀ] (L the lower Cholesky factor of C, NaN from a non-positive pivot on), i.e. the rows below
+    are the forward substitutions L⁻¹ b of the columns b of B, computed with the same products as the
+    factor itself. Only the lower triangle of C is read and only the lower triangle of L is written.
+
+    With ``band`` (B = I, m = 2k) column j of the rows below is computed only for rows k..k+j, the others
+    being zero (L⁻ᵀ is upper triangular); ``out`` must then hold those zeros. ``out`` may be ``a``
+    (in place: each column is read before it is written).
+    """
+    m, k = a.shape[:2]
     with np.errstate(invalid="ignore", divide="ignore"):
         for j in range(k):
-            d = ct[j, j] - np.einsum("kn,kn->n", low[j, :j], low[j, :j])
-            low[j, j] = np.sqrt(np.where(d > 0, d, np.nan))
-            if j + 1 < k:
-                low[j + 1 :, j] = (ct[j + 1 :, j] - np.einsum("ikn,kn->in", low[j + 1 :, :j], low[j, :j])) / low[j, j]
-    return low
+            lj = out[j, :j]
+            d = a[j, j] - np.einsum("kn,kn->n", lj, lj) if j else a[j, j].copy()
+            d[~(d > 0)] = np.nan
+            rpiv = 1.0 / np.sqrt(d, out=out[j, j])  # multiplying by it is 3x cheaper than dividing
+            stop = k + j + 1 if band else m
+            col = out[j + 1 : stop, j]
+            if j:
+                np.subtract(a[j + 1 : stop, j], np.einsum("ikn,kn->in", out[j + 1 : stop, :j], lj), out=col)
+                col *= rpiv
+            else:
+                np.multiply(a[j + 1 : stop, 0], rpiv, out=col)
+    return out
+
+
+def _cholesky_t(ct: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors in the stars-last layout (k, k, n); NaN where not positive definite."""
+    return _cholesky_aug_t(ct, np.zeros_like(ct))
 
 
 def _lower_inverse_t(lt: np.ndarray) -> np.ndarray:
-    """Inverses of lower-triangular matrices in the stars-last layout, by forward substitution."""
+    """Inverses of lower-triangular matrices in the stars-last layout, by forward substitution (only the
+    lower triangle of ``lt`` is read)."""
     k = lt.shape[0]
     inv = np.zeros_like(lt)
     for i in range(k):
-        row = -np.einsum("jn,jmn->mn", lt[i, :i], inv[:i, : i + 1])  # columns > i of row i stay zero
-        row[i] += 1.0
-        inv[i, : i + 1] = row / lt[i, i]
+        row = inv[i, : i + 1]  # columns > i of row i stay zero
+        if i:
+            np.einsum("jn,jmn->mn", lt[i, :i], inv[:i, :i], out=row[:i])
+            row[:i] /= -lt[i, i]
+        np.divide(1.0, lt[i, i], out=row[i])
     return inv
 
 
@@ -91,26 +120,81 @@ def mask_covariance(c: np.ndarray, observed: np.ndarray) -> np.ndarray:
     return np.where(both, c, np.where(eye, 1.0, 0.0))
 
 
-def _masked_inflated_t(ct: np.ndarray, obs_t: np.ndarray, add: tuple[float, float]) -> np.ndarray:
-    """In place on a stars-last copy: diagonal + add[0] + add[1] C_ii, then the unobserved rows/columns
-    replaced by the identity."""
-    idx = np.arange(ct.shape[0])
-    ct[idx, idx] += add[0] + add[1] * ct[idx, idx]
-    ct *= obs_t[:, None, :]
-    ct *= obs_t[None, :, :]
-    ct[idx, idx] += ~obs_t
+def mask_t(ct: np.ndarray, obs_t: np.ndarray) -> np.ndarray:
+    """In place on a stars-last stack (k, k, n): the unobserved rows and columns replaced by the identity."""
+    obs_f = obs_t.astype(np.float64)
+    ct *= obs_f[:, None, :]
+    ct *= obs_f[None, :, :]
+    diagonal_t(ct)[...] += ~obs_t
     return ct
 
 
-def _factor_t(c: np.ndarray, observed: np.ndarray, inflation, fallback) -> tuple[np.ndarray, np.ndarray]:
-    """(Cholesky factor of the inflated, masked covariance, observed mask), both stars-last."""
-    obs_t = np.ascontiguousarray(observed.T)
-    raw = np.ascontiguousarray(np.moveaxis(c, 0, -1), dtype=np.float64)
-    low = _cholesky_t(_masked_inflated_t(raw.copy(), obs_t, inflation))
-    bad = ~np.isfinite(low).all(axis=(0, 1))
+def augmented_t(k: int, m: int, n: int) -> np.ndarray:
+    """An uninitialised (k + m, k, n) stars-last stack [C; Bᵀ] for :func:`whitening_t` (m = k) or
+    :func:`whiten_vectors_t` (m vectors)."""
+    return np.empty((k + m, k, n))
+
+
+def _factor_masked_aug_t(a: np.ndarray, obs_t: np.ndarray, inflation, fallback, band: bool) -> np.ndarray:
+    """In place on ``a`` = [C; Bᵀ] (m, k, n), C masked as :func:`mask_t` leaves it: ``inflation[0] +
+    inflation[1] * C_ii`` added to the observed diagonal entries, then :func:`_cholesky_aug_t`.
+
+    Stars whose factor is not finite are factorised again with ``fallback`` instead. The matrix they
+    need is rebuilt from what the in-place factorisation leaves: the strict upper triangle of C (never
+    written; C is symmetric), the raw diagonal kept here, and the rows below (the identity with ``band``,
+    else a copy kept here)."""
+    k = a.shape[1]
+    dv = diagonal_t(a[:k])
+    diag = dv.copy()  # raw C_ii; 1 where unobserved
+    dv += obs_t * (inflation[0] + inflation[1] * diag)
+    below = None if band else a[k:].copy()
+    _cholesky_aug_t(a, a, band)
+    bad = ~np.isfinite(diagonal_t(a[:k])).all(axis=0)  # a non-finite entry makes its row's diagonal NaN
     if bad.any():
-        low[:, :, bad] = _cholesky_t(_masked_inflated_t(raw[:, :, bad].copy(), obs_t[:, bad], fallback))
-    return low, obs_t
+        sub = a[:, :, bad]
+        i, j = np.tril_indices(k, -1)
+        sub[i, j] = sub[j, i]
+        d = diag[:, bad]
+        diagonal_t(sub[:k])[...] = d + obs_t[:, bad] * (fallback[0] + fallback[1] * d)
+        if band:
+            sub[k:] = np.eye(k)[:, :, None]
+        else:
+            sub[k:] = below[:, :, bad]
+        a[:, :, bad] = _cholesky_aug_t(sub, sub, band)
+    return a
+
+
+def whitening_t(a: np.ndarray, obs_t: np.ndarray, inflation=(1e-4, 1e-3), fallback=(0.02, 0.02)) -> np.ndarray:
+    """:func:`whitening` in the stars-last layout, in place: ``a`` (26, 13, n) from :func:`augmented_t`
+    with the masked covariance (as :func:`mask_t` leaves it; only its lower triangle is read) in
+    ``a[:13]``, and ``obs_t`` (13, n) -> Wᵀ (13, 13, n), a view of ``a[13:]`` (W = ``wt.transpose(2, 1, 0)``
+    stars-first).
+
+    The rows below are set to the identity and factorised with C (:func:`_cholesky_aug_t`), which leaves
+    L⁻ᵀ = Wᵀ there: the same products as the Cholesky factor followed by forward substitution.
+    """
+    k = a.shape[1]
+    a[k:] = 0.0
+    diagonal_t(a[k:])[...] = 1.0
+    _factor_masked_aug_t(a, obs_t, inflation, fallback, band=True)
+    wt = a[k:]
+    # the unobserved rows and columns of K are those of the identity, so are those of K⁻¹: masking the
+    # columns (W = K⁻¹ D) only zeroes their diagonal 1
+    diagonal_t(wt)[...] *= obs_t
+    return wt
+
+
+def whiten_vectors_t(a: np.ndarray, obs_t: np.ndarray, inflation=(1e-4, 1e-3), fallback=(0.02, 0.02)) -> np.ndarray:
+    """:func:`whiten_vectors` in the stars-last layout, in place: ``a`` (13 + m, 13, n) from
+    :func:`augmented_t`, the masked covariance in ``a[:13]`` and the m vectors, with their unobserved
+    components zero, as the rows ``a[13:]`` -> (W v)ᵀ (m, 13, n), a view of ``a[13:]``."""
+    k = a.shape[1]
+    return _factor_masked_aug_t(a, obs_t, inflation, fallback, band=False)[k:]
+
+
+def stars_last(c: np.ndarray) -> np.ndarray:
+    """(n, ...) -> a C-contiguous float64 copy with the stars axis last."""
+    return np.ascontiguousarray(np.moveaxis(c, 0, -1), dtype=np.float64)
 
 
 def whitening(c: np.ndarray, observed: np.ndarray, inflation=(1e-4, 1e-3), fallback=(0.02, 0.02)) -> np.ndarray:
@@ -121,10 +205,12 @@ def whitening(c: np.ndarray, observed: np.ndarray, inflation=(1e-4, 1e-3), fallb
     ``fallback`` instead (the code's second try). W = K⁻¹ D with K the Cholesky factor of the masked
     covariance and D the diagonal observed mask. Works in place on one stars-last copy of ``c``.
     """
-    low, obs_t = _factor_t(c, observed, inflation, fallback)
-    inv = _lower_inverse_t(low)
-    inv *= obs_t[None, :, :]
-    return np.moveaxis(inv, -1, 0)
+    obs_t = np.ascontiguousarray(observed.T)
+    n, k = c.shape[:2]
+    a = augmented_t(k, k, n)
+    a[:k] = np.moveaxis(c, 0, -1)
+    mask_t(a[:k], obs_t)
+    return whitening_t(a, obs_t, inflation, fallback).transpose(2, 1, 0)
 
 
 def whiten_vectors(
@@ -134,14 +220,13 @@ def whiten_vectors(
 
     The same W as :func:`whitening`; cheaper when only a few products are needed (the reddening update).
     """
-    low, obs_t = _factor_t(c, observed, inflation, fallback)
-    b = np.moveaxis(vectors, 0, -1) * obs_t[:, None, :]  # (13, m, n), masked components zeroed
-    k = low.shape[0]
-    z = np.zeros_like(b)
-    for i in range(k):
-        acc = b[i] - np.einsum("jn,jmn->mn", low[i, :i], z[:i])
-        z[i] = acc / low[i, i]
-    return np.moveaxis(z, -1, 0)
+    obs_t = np.ascontiguousarray(observed.T)
+    n, k, m = vectors.shape
+    a = augmented_t(k, m, n)
+    a[:k] = np.moveaxis(c, 0, -1)
+    mask_t(a[:k], obs_t)
+    np.multiply(vectors.transpose(2, 1, 0), obs_t, out=a[k:])  # masked components zeroed
+    return whiten_vectors_t(a, obs_t, inflation, fallback).transpose(2, 1, 0)
 
 
 def photometric_covariance(err: np.ndarray) -> np.ndarray:
@@ -182,6 +267,21 @@ def base_covariance(err: np.ndarray, parallax: np.ndarray, parallax_error: np.nd
 def jacobian_term(j_c: np.ndarray, cov_x: np.ndarray) -> np.ndarray:
     """J Cθ Jᵀ for colour-space Jacobians j_c (n, 13, 3) and normalised label covariances (n, 3, 3)."""
     return np.matmul(np.matmul(j_c, cov_x), np.swapaxes(j_c, 1, 2))
+
+
+def jacobian_term_t(
+    j_t: np.ndarray, cov_x_t: np.ndarray, var: np.ndarray | None = None, out: np.ndarray | None = None
+) -> np.ndarray:
+    """J Cθ Jᵀ in the stars-last layout: j_t (13, 3, n), cov_x_t (3, 3, n) -> (13, 13, n).
+
+    With ``var`` (n,), ``j_t`` has a fourth column v (13, n) and the result is J Cθ Jᵀ + var v vᵀ (the
+    reddening term) in the same pass. (J Cθ) first, then its product with Jᵀ, as :func:`jacobian_term`."""
+    q = cov_x_t.shape[0]
+    m = np.empty_like(j_t)
+    np.einsum("ian,abn->ibn", j_t[:, :q], cov_x_t, out=m[:, :q])
+    if var is not None:
+        np.multiply(j_t[:, q], var, out=m[:, q])
+    return np.einsum("ibn,jbn->ijn", m, j_t, out=out)
 
 
 def reddening_term(br: np.ndarray, var_e: np.ndarray) -> np.ndarray:

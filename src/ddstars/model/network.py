@@ -92,3 +92,56 @@ def forward(w: Weights, x: np.ndarray, jacobian: bool = False):
     j_bm = np.swapaxes((d2.reshape(n * 3, -1) @ w.w3).reshape(n, 3, -1), 1, 2)  # (n, 13, 3)
     j_r = r[:, :, None] * w.wr.T[None]
     return bm, r, j_bm, j_r
+
+
+def _sigmoid_(z: np.ndarray) -> np.ndarray:
+    """:func:`_sigmoid` in place."""
+    z *= 0.5
+    np.tanh(z, out=z)
+    z += 1.0
+    z *= 0.5
+    return z
+
+
+def forward_t(w: Weights, x_t: np.ndarray, block: int = 128):
+    """:func:`forward` with the Jacobians, in the stars-last layout: x_t (3, n) -> BM (13, n), R (13, n),
+    dBM/dx (13, 3, n) and dR/dx (13, 3, n), all C-contiguous (for the covariance algebra of covariance.py).
+
+    The stars are cut into blocks of ``block`` and each layer is one stacked matrix product over the
+    blocks (and the three input directions for the Jacobian). Each product is then small enough for
+    OpenBLAS to run it on the calling thread: the threaded large products were slower, and far slower
+    when the other core is busy (the threads wait on each other).
+    """
+    x_t = np.asarray(x_t, dtype=np.float64)
+    n = x_t.shape[1]
+    nb = max(-(-n // block), 1)
+    xb = np.zeros((3, nb * block))
+    xb[:, :n] = x_t
+    xb = np.ascontiguousarray(xb.reshape(3, nb, block).transpose(1, 0, 2))  # (nb, 3, block)
+    s1 = np.matmul(w.w1.T, xb)
+    s1 += w.b1[:, None]
+    _sigmoid_(s1)  # (nb, 32, block)
+    s2 = np.matmul(w.w2.T, s1)
+    s2 += w.b2[:, None]
+    _sigmoid_(s2)
+    bm = np.matmul(w.w3.T, s2)
+    bm += w.b3[:, None]  # before s2 is overwritten by its derivative below
+    r = np.matmul(w.wr.T, xb)
+    r += w.br[:, None]
+    np.exp(r, out=r)
+    # ds2/dx along input a: s2' ⊙ (W2ᵀ diag(W1[a]) s1'), the three (32, 32) products stacked
+    w21 = w.w2.T[None, :, :] * w.w1[:, None, :]  # (3, 32, 32)
+    s1 *= 1 - s1  # s1' (s1 itself is no longer needed)
+    d2 = np.matmul(w21, s1[:, None, :, :])  # (nb, 3, 32, block)
+    s2 *= 1 - s2
+    d2 *= s2[:, None, :, :]
+    j = np.matmul(w.w3.T, d2)  # (nb, 3, 13, block)
+
+    def back(a: np.ndarray) -> np.ndarray:  # (nb, ..., block) -> (..., n)
+        a = np.moveaxis(a, 0, -2)
+        return np.ascontiguousarray(a.reshape(*a.shape[:-2], nb * block)[..., :n])
+
+    bm, r = back(bm), back(r)
+    j_bm = back(np.swapaxes(j, 1, 2))  # (13, 3, n)
+    j_r = r[:, None, :] * w.wr.T[:, :, None]
+    return bm, r, j_bm, j_r

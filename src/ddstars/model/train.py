@@ -143,33 +143,62 @@ class ChunkEvaluation:
     c_full: np.ndarray  # (n, 13, 13) Eq. 4 covariance in colour space (J of M + E′R, σ²_E′ RRᵀ)
 
 
-def evaluate_chunk(w: network.Weights, p: Prepared, stars: Stars, o: Mapping[str, Any], sl: slice) -> ChunkEvaluation:
-    """Reddening update (Eqs. 8-9, from the original prior), χ²/dof and full covariance for stars ``sl``."""
+def _evaluate_t(w: network.Weights, p: Prepared, stars: Stars, o: Mapping[str, Any], sl: slice, masked: bool):
+    """The work of :func:`evaluate_chunk` in the stars-last layout: (E′, σ²_E′, χ²/dof, BM (13, n), BR (13, n),
+    C_full, observed (13, n)). C_full is (13, 13, n) C-contiguous, or if ``masked`` the (26, 13, n) stack
+    of :func:`covariance.whitening_t` with C_full masked (as cv.mask_t leaves it) in its first 13 rows.
+
+    The Jacobians come out of the network stars-last. The base covariance is transposed and masked once
+    and shared by C_pred and C_full; the masking of the model terms is done on their factors (J and BR
+    with the unobserved rows zeroed), which gives the same numbers as masking the sums. C_pred is
+    factorised with BR and Δ appended as two more rows, which yields W_pred BR and W_pred Δ directly.
+    """
     infl, fall = tuple(o["diag_inflation"]), tuple(o["diag_inflation_fallback"])
     ru = o["reddening_update"]
-    obs = p.observed[sl]
-    bm, r, j_bm, j_r = network.forward(w, p.x[sl], jacobian=True)
-    br = cv.to_colour(r)
-    resid = np.where(obs, p.y[sl] - bm, 0.0)
-    c_pred = p.base[sl] + cv.jacobian_term(j_bm, p.cov_x[sl])
-    uv = cv.whiten_vectors(c_pred, obs, np.stack([br, resid], axis=2), infl, fall)  # W_pred BR, W_pred Δ
-    u, v = uv[:, :, 0], uv[:, :, 1]
-    e, var_e = cv.reddening_update_whitened(
-        u,
-        v,
-        stars.ebv_prior[sl],
-        stars.sigma_ebv_prior[sl] ** 2,
-        ru["e_max"],
-        ru["floor"],
-        ru["relative"],
-        ru["var_max"],
-    )
-    z = e[:, None] * u - v  # W_pred (BM + E' BR - y)
+    obs_t = np.ascontiguousarray(p.observed[sl].T)
+    obs_f = obs_t.astype(np.float64)
+    bm, r, j_bm, j_r = network.forward_t(w, p.x[sl].T)
+    n = bm.shape[1]
+    br = cv.to_colour(r[None])[0]  # (13, n): B acts on axis 0
+    base = cv.mask_t(cv.stars_last(p.base[sl]), obs_t)
+    cov_x = cv.stars_last(p.cov_x[sl])
+    pred = cv.augmented_t(N_BANDS, 2, n)  # [C_pred; BRᵀ; Δᵀ] with Δ = y - BM, the unobserved components zero
+    cv.jacobian_term_t(j_bm * obs_f[:, None, :], cov_x, out=pred[:N_BANDS])
+    pred[:N_BANDS] += base
+    br_m = np.multiply(br, obs_f, out=pred[N_BANDS])
+    pred[N_BANDS + 1] = 0.0
+    np.subtract(p.y[sl].T, bm, out=pred[N_BANDS + 1], where=obs_t)
+    br_m = br_m.copy()
+    u, v = cv.whiten_vectors_t(pred, obs_t, infl, fall)  # W_pred BR, W_pred Δ (13, n) each
+    e0 = stars.ebv_prior[sl]
+    var0 = stars.sigma_ebv_prior[sl] ** 2
+    e, var_e = cv.reddening_update_whitened(u.T, v.T, e0, var0, ru["e_max"], ru["floor"], ru["relative"], ru["var_max"])
+    z = e * u - v  # W_pred (BM + E' BR - y)
     with np.errstate(invalid="ignore", divide="ignore"):
-        chi2_dof = (z * z).sum(axis=1) / (p.n_obs[sl] - 1)
-    j_c = j_bm + e[:, None, None] * cv.to_colour(j_r)
-    c_full = p.base[sl] + cv.jacobian_term(j_c, p.cov_x[sl]) + cv.reddening_term(br, var_e)
-    return ChunkEvaluation(e, var_e, chi2_dof, bm, br, c_full)
+        chi2_dof = (z * z).sum(axis=0) / (p.n_obs[sl] - 1)
+    j4 = np.empty((N_BANDS, 4, n))  # [J_c, BR] with J_c = d(BM + E′ BR)/dx
+    j_c = j4[:, :3]
+    np.subtract(j_r, j_r[:1], out=j_c)  # B dR/dx
+    j_c[0] = j_r[0]
+    j_c *= e
+    j_c += j_bm
+    if masked:
+        j_c *= obs_f[:, None, :]
+        j4[:, 3] = br_m
+        c_full = cv.augmented_t(N_BANDS, N_BANDS, n)
+        cv.jacobian_term_t(j4, cov_x, var_e, out=c_full[:N_BANDS])
+        c_full[:N_BANDS] += base
+    else:
+        j4[:, 3] = br
+        c_full = cv.stars_last(p.base[sl])
+        c_full += cv.jacobian_term_t(j4, cov_x, var_e)
+    return e, var_e, chi2_dof, bm, br, c_full, obs_t
+
+
+def evaluate_chunk(w: network.Weights, p: Prepared, stars: Stars, o: Mapping[str, Any], sl: slice) -> ChunkEvaluation:
+    """Reddening update (Eqs. 8-9, from the original prior), χ²/dof and full covariance for stars ``sl``."""
+    e, var_e, chi2_dof, bm, br, c_full, _ = _evaluate_t(w, p, stars, o, sl, masked=False)
+    return ChunkEvaluation(e, var_e, chi2_dof, bm.T, br.T, np.moveaxis(c_full, -1, 0))
 
 
 def update(
@@ -183,7 +212,7 @@ def update(
     """Reddening update, χ²/dof and whitening matrices for every star.
 
     Stars are processed in chunks of ``chunk``, small enough for the 13×13 stacks to stay in cache
-    (larger chunks are slower; threads do not help).
+    (larger chunks are slower; threads do not help). Within a chunk everything is stars-last (13, 13, n).
     """
     n = len(p.x)
     e = np.empty(n)
@@ -197,11 +226,13 @@ def update(
         sl = slice(start, min(start + chunk, n))
         if first:
             e[sl], var_e[sl] = stars.ebv_prior[sl], var0_all[sl]
-            wmat[sl] = cv.whitening(p.base[sl], p.observed[sl], infl, fall)
-            return
-        ev = evaluate_chunk(w, p, stars, o, sl)
-        e[sl], var_e[sl], chi2_dof[sl] = ev.e, ev.var_e, ev.chi2_dof
-        wmat[sl] = cv.whitening(ev.c_full, p.observed[sl], infl, fall)
+            obs_t = np.ascontiguousarray(p.observed[sl].T)
+            a = cv.augmented_t(N_BANDS, N_BANDS, sl.stop - sl.start)
+            a[:N_BANDS] = np.moveaxis(p.base[sl], 0, -1)
+            cv.mask_t(a[:N_BANDS], obs_t)
+        else:
+            e[sl], var_e[sl], chi2_dof[sl], _, _, a, obs_t = _evaluate_t(w, p, stars, o, sl, masked=True)
+        wmat[sl] = cv.whitening_t(a, obs_t, infl, fall).transpose(2, 1, 0)
 
     for start in range(0, n, chunk):  # chunks of stars, vectorised inside
         one(start)
