@@ -192,7 +192,9 @@ def to_arrow(tbl: Table) -> pa.Table:
             data = data.astype(data.dtype.newbyteorder("="))
         if data.ndim > 1:
             cells = [None if np.all(m) else np.ravel(v).tolist() for v, m in zip(data, mask, strict=True)]
-            arrays.append(pa.array(cells))
+            # keep the element type (allStar's float32 PARAM stays list<float>, as the simulated backend has it)
+            item = pa.from_numpy_dtype(data.dtype) if data.dtype.kind in "biuf" else None
+            arrays.append(pa.array(cells, type=None if item is None else pa.list_(item)))
         else:
             if mask.ndim > 1:
                 mask = mask.reshape(len(mask), -1).all(axis=1)
