@@ -23,6 +23,7 @@ where they become empty strings.
 
 from __future__ import annotations
 
+import gc
 import grp
 import json
 import os
@@ -36,12 +37,14 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
 import pandas as pd
+import pytest
 
 DACHS = Path("/usr/bin/dachs")
 SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -562,3 +565,14 @@ def sky_slice(archives: Mapping[str, pd.DataFrame], n_gaia: int = 2000, radius_a
             d, _ = tree.query(unit(df["ra"], df["dec"]), distance_upper_bound=chord)
             out[name] = df[np.isfinite(d)]
     return {k: v.reset_index(drop=True) for k, v in out.items()}
+
+
+@pytest.fixture(autouse=True)
+def collect_sockets():
+    """pyvo's async jobs open HTTP connections of their own that close only when collected: a test module
+    that talks to the server imports this fixture, so each test's sockets are collected right after it,
+    where the warnings are expected, and none is left to a later module."""
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()

@@ -25,7 +25,6 @@ import io
 import json
 import threading
 import time
-import warnings
 from pathlib import Path
 
 import astropy.units as u
@@ -36,6 +35,7 @@ import requests
 import urllib3
 from astropy.coordinates import SkyCoord, search_around_sky
 from astropy.io import fits
+from tapserver import collect_sockets  # noqa: F401  (autouse: sockets collected after each test)
 
 from ddstars import archives
 from ddstars.remote import fetch, services
@@ -43,18 +43,7 @@ from ddstars.remote.client import TapClient
 from ddstars.remote.stage import run_fetch, upstream_tables
 
 TAP_SERVICES = ("gaia", "vizier", "mast_ps1", "irsa", "datalab")
-# Dependency order: the spectroscopic catalogs, then Gaia around them, then what hangs off Gaia.
-ORDER = (
-    "lamost_dr5_ddpayne",
-    "apogee_dr16_allstar",
-    "galah_dr2",
-    "gaia_source",
-    "panstarrs1_best_neighbour",
-    "tmass_best_neighbour",
-    "ps1_mean_object",
-    "tmass_psc",
-    "unwise",
-)
+ORDER = tuple(services.SPECS)  # listed in dependency order: spectra, Gaia around them, what hangs off Gaia
 POLL_S = 0.05  # async job polling interval (config remote.poll_s)
 RETRIES = {"max": 3, "base_s": 1.0, "max_s": 8.0}  # back-off sleeps are recorded, not slept
 # One failure each, injected into the first HTTP request of the table's 2nd chunk: a 503 (sync query) and a
@@ -65,16 +54,6 @@ SPECTRO_POSITIONS = {
     "apogee_dr16_allstar": ("RA", "DEC"),
     "galah_dr2": ("ra", "dec"),
 }
-
-
-# pyvo's async jobs open HTTP connections of their own that are closed only when collected: collect after
-# each test here, where these warnings are expected, so that no socket is left to a later test module.
-@pytest.fixture(autouse=True)
-def _collect_sockets():
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 # ------------------------------------------------------------------------------------------ expectations

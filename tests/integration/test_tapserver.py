@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import json
 import time
-import warnings
 
 import numpy as np
 import pytest
@@ -14,19 +13,9 @@ from astropy.table import Table
 
 pyvo = pytest.importorskip("pyvo")
 
-from tapserver import SIMULATED_TABLE_NAMES  # noqa: E402
+from tapserver import SIMULATED_TABLE_NAMES, collect_sockets  # noqa: E402, F401  (autouse: sockets collected after each test)
 
 GAIA_COLUMNS = "source_id, ra, dec, parallax, phot_g_mean_mag, visibility_periods_used"
-
-
-# pyvo's async jobs open HTTP connections of their own that are closed only when collected: collect after
-# each test here, where these warnings are expected, so that no socket is left to a later test module.
-@pytest.fixture(autouse=True)
-def _collect_sockets():
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 @pytest.fixture(scope="module")
