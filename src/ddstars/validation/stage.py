@@ -10,8 +10,9 @@ from typing import Any
 import pandas as pd
 
 from .. import provenance
+from ..bands import BAND_NAMES
 from ..errors import ConfigError
-from ..io import atomic_path, write_json, write_parquet
+from ..io import atomic_path, read_json, write_json, write_parquet
 from . import evaluate as ev
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,6 @@ def run_summary(
     truth = None
     if truth_path:
         cols = ["source_id", "true_teff", "true_logg", "true_feh", "true_ebv", "dm"]
-        from ..bands import BAND_NAMES
-
         cols += [f"true_{q}_{b}" for q in ("r", "ext", "mag") for b in BAND_NAMES]
         truth = pd.read_parquet(truth_path, columns=cols).set_index("source_id")
     comparison = None
@@ -132,8 +131,6 @@ def write_report(
     summary_path: str | Path, table1_path: str | Path, captions: Sequence[str | Path], out: str | Path
 ) -> None:
     """A one-page Markdown report: the key numbers, Table 1 and every figure with its caption."""
-    from ..io import read_json
-
     s = read_json(summary_path)
     out = Path(out)
     c = s["chi2"]

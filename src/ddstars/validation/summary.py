@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..bands import BAND_NAMES
+from ..bands import BAND_NAMES, BANDS
 from .evaluate import colour_name
 
 PERCENTILES = (16.0, 50.0, 84.0)
@@ -112,8 +112,6 @@ def truth_stats(model, table: pd.DataFrame, truth: pd.DataFrame, window=(200.0, 
     The true R at the median θ is the least-squares slope of true A on true E over the test stars whose
     true labels lie within ``window`` of it; the E -> 0 slope is reported beside it.
     """
-    from ..bands import BANDS
-
     t = truth.loc[table["source_id"].to_numpy()]
     true_theta = t[["true_teff", "true_logg", "true_feh"]].to_numpy(np.float64)
     theta0 = np.median(table[["teff", "logg", "feh"]].to_numpy(np.float64), axis=0)
