@@ -143,7 +143,8 @@ def write_config(workdir: Path, cfg: dict) -> None:
 
 def jobs(dry_run_output: str) -> set[str]:
     """Rule names of the jobs a dry run lists."""
-    return {line.split()[1].rstrip(":") for line in dry_run_output.splitlines() if line.startswith("rule ")}
+    lines = dry_run_output.splitlines()
+    return {line.split()[1].rstrip(":") for line in lines if line.startswith(("rule ", "checkpoint "))}
 
 
 @pytest.fixture(scope="session")

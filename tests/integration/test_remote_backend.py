@@ -23,6 +23,7 @@ import gc
 import http.server
 import io
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -442,3 +443,77 @@ def test_the_catalog_from_the_fetched_tables_is_identical_to_the_simulated_one(
     sim, rem = catalogs["simulated"], catalogs["remote"]
     assert len(sim) > 1000 and sim["source_id"].is_unique
     pd.testing.assert_frame_equal(rem, sim, check_exact=True)
+
+
+# ------------------------------------------------------------------------------------------ workflow
+_JOB = re.compile(r"^(?:local)?(?:rule|checkpoint) (\S+):\n(?:    .*\n)*?    wildcards: chunk=(\S+)$", re.M)
+
+
+def _chunk_jobs(log: str) -> dict[str, list[str]]:
+    """Chunk ids of the fetch_chunk_<table> jobs a Snakemake run started, by table."""
+    out: dict[str, list[str]] = {}
+    for rule, chunk in _JOB.findall(log):
+        out.setdefault(rule.removeprefix("fetch_chunk_"), []).append(chunk)
+    return out
+
+
+def test_the_workflow_runs_one_job_per_chunk_and_resumes_with_the_missing_ones(
+    tap_server, sdss_server, expected, tmp_path
+):
+    """Through the Snakemake CLI: plan checkpoint, one fetch_chunk job per planned chunk, assembly; a run
+    stopped after 2 of LAMOST's 4 chunks resumes with exactly the other 2, leaving the cached 2 untouched."""
+    from conftest import default_config, jobs, snakemake, write_config
+
+    remote = remote_config(tap_server.url, sdss_server["url"], tmp_path / "raw", tap_server.names, expected)
+    del remote["archive_cache"]  # the workflow's tables go to resources/archives/ of its working directory
+    cfg = default_config() | remote
+    write_config(tmp_path, cfg)
+    lamost = "lamost_dr5_ddpayne"
+    root = Path("resources", "archives", "chunks")  # targets relative to the working directory
+    cache = fetch.cache_for(cfg)
+
+    # run 1: LAMOST's plan, then 2 of its 4 chunks only (a run stopped after 2 chunks)
+    r = snakemake("--cores", "2", str(root / lamost / "plan"), workdir=tmp_path)
+    assert r.returncode == 0, r.stderr[:1500] + r.stderr[-1500:]
+    planned = fetch.read_plan(tmp_path / root / lamost / "plan")
+    ids = list(planned["chunks"])
+    assert planned["n_chunks"] == len(ids) == 4
+    first = [str(root / lamost / "done" / f"{c}.json") for c in ids[:2]]
+    r = snakemake("--cores", "2", *first, workdir=tmp_path)
+    assert r.returncode == 0, r.stderr[:1500] + r.stderr[-1500:]
+    assert {t: sorted(c) for t, c in _chunk_jobs(r.stderr).items()} == {lamost: ids[:2]}
+    kept = {
+        c: (cache.data_path(lamost, c).stat().st_mtime_ns, cache.data_path(lamost, c).read_bytes()) for c in ids[:2]
+    }
+
+    # run 2: the whole chain up to Gaia DR2; one job per planned chunk, LAMOST's 2 missing chunks only
+    target = str(archives.table_path(cfg, "gaia_source"))
+    r = snakemake("--cores", "2", target, workdir=tmp_path, timeout=900)
+    assert r.returncode == 0, r.stderr[:1500] + r.stderr[-1500:]
+    ran = _chunk_jobs(r.stderr)
+    assert sorted(ran[lamost]) == ids[2:]
+    for t in ("apogee_dr16_allstar", "galah_dr2", "gaia_source"):
+        assert sorted(ran[t]) == sorted(fetch.read_plan(tmp_path / root / t / "plan")["chunks"]), t
+    assert len(ran["gaia_source"]) >= 4 and len(ran["galah_dr2"]) == 4
+    for c, (mtime, data) in kept.items():  # the chunks of run 1 were neither fetched nor written again
+        assert (
+            cache.data_path(lamost, c).stat().st_mtime_ns == mtime and cache.data_path(lamost, c).read_bytes() == data
+        )
+    for t in ("lamost_dr5_ddpayne", "apogee_dr16_allstar", "galah_dr2", "gaia_source"):
+        got = archives.read_table(tmp_path / archives.table_path(cfg, t), t)
+        assert_same_table(got, expected[t], t, _archive_columns(t, cfg))
+
+    # run 3: nothing left to do, also after changing what does not shape the requests
+    cfg["remote"]["retries"] = {"max": 9, "base_s": 2.0, "max_s": 60.0}
+    cfg["remote"]["timeout_s"] = 600.0
+    cfg["remote"]["services"]["gaia"]["max_concurrent"] = 1
+    write_config(tmp_path, cfg)
+    r = snakemake("-n", "--cores", "2", target, workdir=tmp_path)
+    assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr, r.stdout[-2000:]
+    # ... but a table's chunking replans it (and what hangs off it); its unchanged requests stay cached
+    cfg["remote"]["tables"]["galah_dr2"]["n_chunks"] = 2
+    write_config(tmp_path, cfg)
+    r = snakemake("-n", "--cores", "2", target, workdir=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert {"plan_galah_dr2", "fetch_galah_dr2", "plan_gaia_source", "fetch_gaia_source"} <= jobs(r.stdout)
+    assert not jobs(r.stdout) & {"plan_lamost_dr5_ddpayne", "plan_apogee_dr16_allstar"}

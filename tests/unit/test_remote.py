@@ -282,6 +282,66 @@ def test_incomplete_or_stale_chunks_are_fetched_again(config, sleeps):
         assert sum(r.url.endswith("/async") and r.method == "POST" for r in m.request_history) == 4
 
 
+@pytest.mark.parametrize("table", ["galah_dr2", "tmass_psc", "unwise"])  # range, id upload, position upload
+def test_plan_only_builds_the_same_chunk_as_the_full_plan(table, config):
+    config["remote"]["tables"][table] = {"n_chunks": 3} if table == "galah_dr2" else {"chunk_size": 2}
+    inputs = {
+        "tmass_psc": pd.DataFrame({"id": ["a", "b", "c", "d", "e"]}),
+        "unwise": pd.DataFrame({"ra": [10.0, 10.01, 10.02, 200.0], "dec": [20.0, 20.0, 20.0, -40.0]}),
+    }.get(table)
+    full = fetch.plan(table, config, inputs)
+    assert len(full) == 3
+    for cid, chunk in full.items():
+        (one,) = fetch.plan(table, config, inputs, only=cid).values()
+        assert (one.id, one.adql, one.request_sha256) == (cid, chunk.adql, chunk.request_sha256)
+        if chunk.upload is not None:
+            assert one.upload.to_pandas().equals(chunk.upload.to_pandas())
+    assert fetch.plan(table, config, inputs, only="nope") == {}
+
+
+def test_planned_chunk_jobs_fetch_each_chunk_once_and_assemble(config, sleeps, tmp_path):
+    """The workflow's three jobs: plan (ids + digests + inputs), one job per chunk, assembly from the cache."""
+    table = "tmass_best_neighbour"
+    config["remote"]["tables"][table] = {"chunk_size": 2}
+    inputs = pd.DataFrame({"id": [1, 2, 3]})
+    plan_dir = tmp_path / "plan"
+    doc = fetch.write_plan(table, config, inputs, plan_dir)
+    assert doc["n_chunks"] == 2 and doc["input_rows"] == 3 and list(doc["chunks"]) == ["b00000", "b00001"]
+    assert doc["chunks"] == {c: k.request_sha256 for c, k in fetch.plan(table, config, inputs).items()}
+    assert pd.read_parquet(plan_dir / fetch.INPUTS_FILE)["id"].tolist() == [1, 2, 3]
+    with requests_mock.Mocker() as m:
+        _mock(m, table, _body(table))
+        client = _client(table, config, sleeps)
+        metas = [fetch.fetch_planned(table, c, config, plan_dir, client=client) for c in doc["chunks"]]
+        posts = sum(r.url.endswith("/async") and r.method == "POST" for r in m.request_history)
+        assert posts == 2 and [mt["chunk_id"] for mt in metas] == list(doc["chunks"])
+        fetch.fetch_planned(table, "b00001", config, plan_dir, client=client)  # a rerun job: from the cache
+        assert sum(r.url.endswith("/async") and r.method == "POST" for r in m.request_history) == 2
+    out = fetch.assemble_planned(table, plan_dir, config, tmp_path / "out.parquet")
+    want = pd.concat([fetch.cache_for(config).read(table, c) for c in doc["chunks"]]).drop_duplicates("source_id")
+    assert len(pd.read_parquet(out)) == len(want) > 0
+
+
+def test_planned_chunk_errors_name_the_plan_and_the_chunk(config, sleeps, tmp_path):
+    table = "galah_dr2"
+    config["remote"]["tables"][table] = {"n_chunks": 2}
+    plan_dir = tmp_path / "plan"
+    fetch.write_plan(table, config, None, plan_dir)
+    with pytest.raises(DataError, match=r"chunk 'r0009' is not in the plan .*plan\.json"):
+        fetch.fetch_planned(table, "r0009", config, plan_dir)
+    edited = {**config, "remote": {**config["remote"], "tables": {table: {"n_chunks": 3}}}}
+    with pytest.raises(DataError, match=r"chunk 'r0000' no longer matches its plan .*rerun"):
+        fetch.fetch_planned(table, "r0000", edited, plan_dir)
+    with pytest.raises(DataError, match=r"2 of 2 planned chunk\(s\) are not complete .*r0000, r0001"):
+        fetch.assemble_planned(table, plan_dir, config, tmp_path / "out.parquet")
+    (plan_dir / fetch.PLAN_FILE).write_text("{not json")
+    with pytest.raises(DataError, match=r"plan\.json: not a readable chunk plan"):
+        fetch.read_plan(plan_dir)
+    with pytest.raises(DataError, match=r"tmass_psc: no chunks to fetch: the inputs from tmass_best_neighbour"):
+        fetch.write_plan("tmass_psc", config, pd.DataFrame({"id": pd.Series([], dtype=object)}), plan_dir)
+    assert not (tmp_path / "out.parquet").exists()
+
+
 def test_chunk_cache_write_read_and_layout(tmp_path):
     cache = ChunkCache(tmp_path)
     df = pd.DataFrame({"a": [1, 2]})

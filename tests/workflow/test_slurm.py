@@ -89,5 +89,6 @@ def test_archive_queries_and_bookkeeping_run_on_the_submitting_node():
         wf = wapi._workflow  # the parsed workflow; its local-rule set is what a cluster executor consults
         local = set(wf._localrules)
         names = {r.name for r in wf.rules}
-    assert {f"fetch_{t}" for t in TABLES} | {"all", "validation_report"} == local
+    archive_rules = {f"{kind}_{t}" for t in TABLES for kind in ("plan", "fetch_chunk", "fetch")}
+    assert archive_rules | {"all", "validation_report"} == local
     assert "train_model" in names and "train_model" not in local

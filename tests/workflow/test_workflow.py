@@ -18,23 +18,24 @@ def test_lint_is_clean():
 
 
 def test_remote_backend_fetches_every_archive_table_before_the_catalog():
-    """backend: remote replaces the simulated sky by one fetch rule per archive table, in dependency order."""
+    """backend: remote replaces the simulated sky by a plan and an assembly per archive table (the chunk jobs
+    between them appear once the plan has run), in dependency order."""
     maps = 'dustmaps={"sfd_dir": "data/dustmaps/sfd", "bayestar_file": "data/dustmaps/bayestar2019.h5"}'
     r = snakemake("-n", "--forceall", "--config", "backend=remote", maps, "--cores", "1", workdir=ROOT)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     ran = jobs(r.stdout)
     from ddstars.archives import TABLES
 
-    assert {f"fetch_{t}" for t in TABLES} <= ran
+    assert {f"fetch_{t}" for t in TABLES} | {f"plan_{t}" for t in TABLES} <= ran
     assert not ran & {"simulate_sky", "simulate_dustmaps", "summarize_simulation"}
     assert {"provision_dustmaps", "reddening_prior", "train_model", "validation_report"} <= ran
-    order = [line.split()[1].rstrip(":") for line in r.stdout.splitlines() if line.startswith("rule ")]
+    order = [line.split()[1].rstrip(":") for line in r.stdout.splitlines() if line.startswith(("rule ", "checkpoint "))]
+    for t in TABLES:
+        assert order.index(f"plan_{t}") < order.index(f"fetch_{t}"), t
     # spectra first, then Gaia around them, then the best neighbours, then the photometry they point to
-    assert order.index("fetch_gaia_source") > max(
-        order.index(f"fetch_{t}") for t in ("lamost_dr5_ddpayne", "galah_dr2")
-    )
-    assert order.index("fetch_ps1_mean_object") > order.index("fetch_panstarrs1_best_neighbour")
-    assert order.index("fetch_tmass_psc") > order.index("fetch_tmass_best_neighbour")
+    assert order.index("plan_gaia_source") > max(order.index(f"fetch_{t}") for t in ("lamost_dr5_ddpayne", "galah_dr2"))
+    assert order.index("plan_ps1_mean_object") > order.index("fetch_panstarrs1_best_neighbour")
+    assert order.index("plan_tmass_psc") > order.index("fetch_tmass_best_neighbour")
 
 
 def test_dry_run_default_config():

@@ -1,27 +1,83 @@
-# Archive queries (backend: remote): one rule per archive table, fetching it from its service in
-# chunks through the resumable raw cache (remote.cache_dir) into resources/archives/<table>.parquet.
-# They run on the submitting node (localrules: compute nodes often have no network) with a few
-# requests at a time per service (remote.services.<service>.max_concurrent).
+# Archive queries (backend: remote): per archive table, a plan, one job per chunk and an assembly.
+#
+#   plan_<table>         checkpoint: the table's chunks (ids, request digests) from the config and the upstream
+#                        tables, in <archive_cache>/chunks/<table>/plan/
+#   fetch_chunk_<table>  one chunk into the resumable raw cache (remote.cache_dir); a chunk the cache already
+#                        holds with the same request is not fetched again; marker <...>/done/<chunk>.json
+#   fetch_<table>        the chunks assembled into resources/archives/<table>.parquet
+#
+# They run on the submitting node (localrules: compute nodes often have no network). How many requests run at
+# once per service is remote.services.<service>.max_concurrent, enforced across jobs by lock files in the cache;
+# how many jobs run at once on that node is --cores (or local-cores in the SLURM profile).
+from ddstars.remote.fetch import read_plan, request_params
+
+
+def chunk_root(table):
+    """<archive_cache>/chunks/<table>: the plan and the chunk markers of a remote archive table."""
+    return table_path({**config, "backend": "remote"}, table).parent / "chunks" / table
+
+
+def chunk_markers(table):
+    """The chunk markers of ``table`` that its plan lists (known once the plan_<table> checkpoint has run)."""
+    plan_dir = getattr(checkpoints, f"plan_{table}").get().output.plan
+    return [str(chunk_root(table) / "done" / f"{cid}.json") for cid in read_plan(plan_dir)["chunks"]]
+
 
 for _table in REMOTE_TABLES:
+
+    checkpoint:
+        name:
+            f"plan_{_table}"
+        input:
+            **{up: str(table_path({**config, "backend": "remote"}, up)) for up in remote_upstream(_table)},
+            code=package_code("remote"),
+        output:
+            plan=directory(str(chunk_root(_table) / "plan")),
+        localrule: True
+        params:
+            table=_table,
+            request=request_params(_table, config),  # only what changes the requests (not retries, slots)
+        log:
+            f"results/logs/archives/plan_{_table}.log",
+        conda:
+            "../../envs/catalog.yaml"
+        script:
+            "../scripts/plan_archive.py"
+
+    rule:
+        name:
+            f"fetch_chunk_{_table}"
+        input:
+            plan=str(chunk_root(_table) / "plan"),
+        output:
+            marker=str(chunk_root(_table) / "done" / "{chunk}.json"),
+        wildcard_constraints:
+            chunk=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
+        localrule: True  # archive queries need the network of the submitting node
+        params:
+            table=_table,
+        log:
+            f"results/logs/archives/{_table}/{{chunk}}.log",
+        conda:
+            "../../envs/catalog.yaml"
+        script:
+            "../scripts/fetch_chunk.py"
 
     rule:
         name:
             f"fetch_{_table}"
         input:
-            **{up: str(table_path({**config, "backend": "remote"}, up)) for up in remote_upstream(_table)},
-            code=package_code("remote"),
+            plan=str(chunk_root(_table) / "plan"),
+            markers=lambda wc, t=_table: chunk_markers(t),
         output:
             table=str(table_path({**config, "backend": "remote"}, _table)),
-        localrule: True  # archive queries need the network of the submitting node
+        localrule: True  # a concatenation; queueing it on the cluster would only add a wait between tables
         params:
             table=_table,
-            remote=config.get("remote", {}),
         log:
             f"results/logs/archives/fetch_{_table}.log",
         resources:
             mem_mb=8000,
-            runtime="12h",
         conda:
             "../../envs/catalog.yaml"
         script:

@@ -12,7 +12,9 @@ Chunk ids are deterministic functions of the config and the inputs; the sidecar 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from astropy.table import Table
 
 from ..archives import TABLES, check_schema
 from ..errors import DataError
-from ..io import write_parquet
+from ..io import write_json, write_parquet
 from . import services as sv
 from .cache import ChunkCache
 from .client import TapClient, load_credentials, strip_userinfo, to_arrow
@@ -81,15 +83,27 @@ def _blocks(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, max(1, size))]
 
 
-def plan(table: str, config: Mapping[str, Any], inputs: pd.DataFrame | None = None) -> dict[str, Chunk]:
-    """Every chunk of ``table``, by chunk id (ordered)."""
+def plan(
+    table: str, config: Mapping[str, Any], inputs: pd.DataFrame | None = None, only: str | None = None
+) -> dict[str, Chunk]:
+    """Every chunk of ``table``, by chunk id (ordered); with ``only``, just that chunk (or {} if unknown).
+
+    ``only`` builds the request of one chunk without the others' (a chunk job of the workflow at paper scale
+    plans thousands of chunks but needs one).
+    """
     spec = sv.spec_for(table, config)
+
+    def wanted(cid: str) -> bool:
+        return only is None or cid == only
+
     cfg = sv.remote_config(config)
     out: dict[str, Chunk] = {}
     if spec.kind == "range":
         lo, hi = spec.range
         edges = np.linspace(lo, hi, spec.n_chunks + 1)
         for i in range(spec.n_chunks):
+            if not wanted(f"r{i:04d}"):
+                continue
             adql = sv.adql_range(spec, float(edges[i]), float(edges[i + 1]), last=i == spec.n_chunks - 1)
             out[f"r{i:04d}"] = Chunk(f"r{i:04d}", adql, None, _digest(adql))
     elif spec.kind == "file":
@@ -107,8 +121,10 @@ def plan(table: str, config: Mapping[str, Any], inputs: pd.DataFrame | None = No
         ends = np.r_[starts[1:], len(pix)]
         for s, e in zip(starts, ends, strict=True):
             for part, sl in enumerate(_blocks(e - s, spec.chunk_size)):
-                r, d = ra[s:e][sl], dec[s:e][sl]
                 cid = f"hpx{spec.healpix_order}-{pix[s]}-{part}"
+                if not wanted(cid):
+                    continue
+                r, d = ra[s:e][sl], dec[s:e][sl]
                 upload = Table({"row_id": np.arange(len(r), dtype=np.int64), "ra": r, "dec": d})
                 out[cid] = Chunk(cid, adql, upload, _digest(adql, r.tobytes(), d.tobytes()))
     else:  # id_upload, id_list
@@ -120,8 +136,10 @@ def plan(table: str, config: Mapping[str, Any], inputs: pd.DataFrame | None = No
         else:
             ids = np.array(sorted(set(map(str, s))), dtype=object)
         for i, sl in enumerate(_blocks(len(ids), spec.chunk_size)):
-            block = ids[sl]
             cid = f"b{i:05d}"
+            if not wanted(cid):
+                continue
+            block = ids[sl]
             if spec.kind == "id_list":
                 adql = sv.adql_id_list(spec, list(block))
                 out[cid] = Chunk(cid, adql, None, _digest(adql))
@@ -215,6 +233,108 @@ def _fetch_file(spec: sv.QuerySpec, chunk: Chunk, client: TapClient, cache: Chun
     del tbl
     raw.unlink(missing_ok=True)
     return data
+
+
+# ------------------------------------------------------------------- the workflow's plan / chunk / assemble jobs
+PLAN_FILE = "plan.json"
+INPUTS_FILE = "inputs.parquet"
+
+
+def request_params(table: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """What decides ``table``'s requests: its resolved query spec and its service URL (the plan rule's params).
+
+    Concurrency, retries, timeouts and credentials are left out: changing them must not refetch anything.
+    """
+    spec = sv.spec_for(table, config)
+    url = sv.remote_config(config)["services"][spec.service]["url"]
+    return {**dataclasses.asdict(spec), "url": strip_userinfo(url)}
+
+
+def write_plan(table: str, config: Mapping[str, Any], inputs: pd.DataFrame | None, plan_dir: str | Path) -> dict:
+    """Plan ``table``'s chunks into ``plan_dir``: ``plan.json`` (chunk id -> request digest) and the inputs.
+
+    The inputs (upload ids or positions) are stored beside the plan, so each chunk job rebuilds its own request
+    from them without reading the upstream archive tables again.
+    """
+    spec = sv.spec_for(table, config)
+    chunks = plan(table, config, inputs)
+    if not chunks:
+        ups = ", ".join(up for up, _ in spec.upstream) or "the config"
+        raise DataError(f"{table}: no chunks to fetch: the inputs from {ups} are empty")
+    plan_dir = Path(plan_dir)
+    plan_dir.mkdir(parents=True, exist_ok=True)
+    if inputs is not None:
+        write_parquet(inputs, plan_dir / INPUTS_FILE)
+    doc = {
+        "table": table,
+        "service": spec.service,
+        "kind": spec.kind,
+        "n_chunks": len(chunks),
+        "input_rows": None if inputs is None else len(inputs),
+        "chunks": {cid: c.request_sha256 for cid, c in chunks.items()},
+    }
+    write_json(doc, plan_dir / PLAN_FILE)
+    return doc
+
+
+def read_plan(plan_dir: str | Path) -> dict[str, Any]:
+    """The plan written by :func:`write_plan` (a clear error naming the file when it is missing or broken)."""
+    path = Path(plan_dir) / PLAN_FILE
+    try:
+        doc = json.loads(path.read_text())
+        if not isinstance(doc.get("chunks"), dict):
+            raise ValueError("no 'chunks' mapping")
+    except (OSError, ValueError, AttributeError) as err:
+        raise DataError(f"{path}: not a readable chunk plan ({err}); rerun the plan_<table> rule") from None
+    return doc
+
+
+def fetch_planned(
+    table: str,
+    chunk_id: str,
+    config: Mapping[str, Any],
+    plan_dir: str | Path,
+    client: TapClient | None = None,
+    cache: ChunkCache | None = None,
+) -> dict[str, Any]:
+    """One chunk job: fetch ``chunk_id`` of the plan in ``plan_dir`` unless cached; the chunk's sidecar.
+
+    The request is rebuilt from the stored inputs and must have the digest the plan recorded (otherwise the
+    config changed after planning, and the chunk would not be the one planned).
+    """
+    doc = read_plan(plan_dir)
+    if chunk_id not in doc["chunks"]:
+        raise DataError(f"{table}: chunk {chunk_id!r} is not in the plan {Path(plan_dir) / PLAN_FILE}")
+    inputs_path = Path(plan_dir) / INPUTS_FILE
+    inputs = pd.read_parquet(inputs_path) if doc.get("input_rows") is not None else None
+    chunks = plan(table, config, inputs, only=chunk_id)
+    if chunk_id not in chunks or chunks[chunk_id].request_sha256 != doc["chunks"][chunk_id]:
+        raise DataError(
+            f"{table}: chunk {chunk_id!r} no longer matches its plan {Path(plan_dir) / PLAN_FILE} "
+            "(remote.tables or the service URL changed after planning); rerun so the plan is made again"
+        )
+    cache = cache or cache_for(config)
+    fetch_chunk(table, chunk_id, config, inputs, client, cache, chunks)
+    meta = cache.meta(table, chunk_id)
+    assert meta is not None  # fetch_chunk has just written or verified it
+    return meta
+
+
+def assemble_planned(
+    table: str, plan_dir: str | Path, config: Mapping[str, Any], out_path: str | Path, cache: ChunkCache | None = None
+) -> Path:
+    """Assemble every planned chunk of ``table`` from the cache (each must be complete with its digest)."""
+    doc = read_plan(plan_dir)
+    cache = cache or cache_for(config)
+    ids = list(doc["chunks"])
+    missing = cache.missing(table, ids, doc["chunks"])
+    if missing:
+        raise DataError(
+            f"{table}: {len(missing)} of {len(ids)} planned chunk(s) are not complete in the cache "
+            f"{cache.root / table} (first: {', '.join(missing[:5])}); the cache was changed after they were "
+            f"fetched: rerun with --forcerun plan_{table}"
+        )
+    return assemble(table, [cache.data_path(table, c) for c in ids], out_path, config)
 
 
 def fetch_missing(

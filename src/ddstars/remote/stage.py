@@ -1,8 +1,14 @@
-"""Entry point of the fetch_<table> rules: one archive table from its service, through the chunk cache.
+"""Entry points of the archive rules: one archive table from its service, through the chunk cache.
 
-Each rule fetches the table's chunks that the raw cache does not yet hold (an interrupted run resumes
-where it stopped), assembles them under the archive's own column names and writes the file the catalog
-stage reads (``resources/archives/<table>.parquet``, :func:`ddstars.archives.table_path`).
+Per table the workflow runs three kinds of job (workflow/rules/archives.smk):
+
+* ``plan_<table>`` (a checkpoint) lists the table's chunks from the config and the upstream tables;
+* ``fetch_chunk_<table>`` fetches one chunk into the raw cache, unless the cache already holds it (a run that
+  was stopped resumes with the missing chunks only), a few at a time per service;
+* ``fetch_<table>`` assembles the chunks under the archive's own column names into the file the catalog stage
+  reads (``resources/archives/<table>.parquet``, :func:`ddstars.archives.table_path`).
+
+:func:`run_fetch` does all three in one process (tests, notebooks).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..archives import read_table
+from ..io import write_json
 from . import fetch
 from . import services as sv
 
@@ -24,10 +31,37 @@ def upstream_tables(table: str) -> list[str]:
     return list(dict.fromkeys(up for up, _ in sv.SPECS[table].upstream))
 
 
-def run_fetch(table: str, upstream: Mapping[str, str | Path], config: Mapping[str, Any], out: str | Path) -> Path:
-    """Fetch ``table`` (missing chunks only) and write it to ``out``; ``upstream``: archive name -> file."""
+def _inputs(table: str, upstream: Mapping[str, str | Path]):
     frames = {name: read_table(path, name) for name, path in upstream.items()}
-    inputs = fetch.inputs_for(table, frames)
-    paths = fetch.fetch_missing(table, config, inputs)
+    return fetch.inputs_for(table, frames)
+
+
+def run_plan(table: str, upstream: Mapping[str, str | Path], config: Mapping[str, Any], plan_dir: str | Path) -> dict:
+    """The plan_<table> checkpoint: the table's chunks (ids and request digests) and their inputs."""
+    doc = fetch.write_plan(table, config, _inputs(table, upstream), plan_dir)
+    log.info("%s: %d chunk(s) planned from %s input row(s)", table, doc["n_chunks"], doc["input_rows"])
+    return doc
+
+
+def run_chunk(table: str, chunk_id: str, config: Mapping[str, Any], plan_dir: str | Path, marker: str | Path) -> None:
+    """A fetch_chunk_<table> job: one planned chunk into the raw cache; ``marker`` records its sidecar."""
+    meta = fetch.fetch_planned(table, chunk_id, config, plan_dir)
+    log.info("%s chunk %s: %d row(s), fetched %s", table, chunk_id, meta["rows"], meta.get("fetched_utc"))
+    write_json(meta, marker)
+
+
+def run_assemble(table: str, config: Mapping[str, Any], plan_dir: str | Path, out: str | Path) -> Path:
+    """The fetch_<table> rule: the planned chunks, assembled under the archive's column names into ``out``."""
+    path = fetch.assemble_planned(table, plan_dir, config, out)
+    log.info("%s: assembled %d chunk(s) into %s", table, fetch.read_plan(plan_dir)["n_chunks"], path)
+    return path
+
+
+def run_fetch(table: str, upstream: Mapping[str, str | Path], config: Mapping[str, Any], out: str | Path) -> Path:
+    """Fetch ``table`` in one process (missing chunks only, one after another) and write it to ``out``.
+
+    ``upstream``: archive name -> file. The workflow splits the same work into plan / chunk / assemble jobs.
+    """
+    paths = fetch.fetch_missing(table, config, _inputs(table, upstream))
     log.info("%s: %d chunk(s) complete in the cache", table, len(paths))
     return fetch.assemble(table, paths, out, config)
