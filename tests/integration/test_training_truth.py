@@ -43,6 +43,40 @@ def test_reddening_vector_at_the_median_theta(setup):
     # H and Ks: their R is small, so a grey offset common to all bands (which colours cannot see and only
     # parallaxes constrain) weighs more; measured 4 % and 7 % on this sky, see the README.
     assert np.all(np.abs(rel[9:11]) < 0.10), np.round(rel, 4)
+    # Up to a scale (held by the dust-map prior) and a grey offset (held by the parallaxes), the model's R is
+    # the truth's in every band G ... Ks: R_model = k R_true + c leaves under 2 % in each.
+    k, c = np.linalg.lstsq(np.c_[r_true[:11], np.ones(11)], r[:11], rcond=None)[0]
+    shape = (r - (k * r_true + c)) / r_true
+    print(f"R_model = {k:.4f} R_true {c:+.4f}; left", np.round(shape, 4))
+    assert abs(k - 1) < 0.03 and abs(c) < 0.05
+    assert np.all(np.abs(shape[:11]) < 0.02), dict(zip(BAND_NAMES, np.round(shape, 4), strict=True))
+
+
+def test_the_sky_has_a_grey_luminosity_term_at_fixed_labels(setup):
+    """Why the grey offset: in this sky, at fixed (Teff, log g, [Fe/H]) the stars behind more dust are more
+    massive (the magnitude-limited selection and the young, dusty disk), hence more luminous (L ∝ mass at fixed
+    Teff and g), by the same amount in every band. The model cannot tell that from extinction: colours do not
+    see it, and parallaxes attribute it to R. Measured from the truth alone (no model)."""
+    cat = setup["cat"]
+    t = setup["truth"].loc[cat["source_id"]]
+    theta = t[["true_teff", "true_logg", "true_feh"]].to_numpy()
+    e = t["true_ebv"].to_numpy()
+    nb = 12  # label cells: quantile bins per label
+    edges = [np.quantile(theta[:, i], np.linspace(0, 1, nb + 1)[1:-1]) for i in range(3)]
+    cell = sum(np.digitize(theta[:, i], edges[i]) * nb**i for i in range(3))
+
+    def slope(v):  # least-squares slope of v on E within the label cells
+        df = pd.DataFrame({"v": v, "e": e, "cell": cell})
+        dv = df["v"] - df.groupby("cell")["v"].transform("mean")
+        de = df["e"] - df.groupby("cell")["e"].transform("mean")
+        return float((dv * de).sum() / (de * de).sum())
+
+    mass = slope(t["initial_mass"].to_numpy())
+    slopes = [slope(t[f"true_abs_{b}"].to_numpy()) for b in ("gaia_g", "ps1_r", "tmass_j", "tmass_ks", "unwise_w2")]
+    print(f"at fixed labels: d mass / d E {mass:+.3f} Msun/mag, d M_true / d E", np.round(slopes, 4))
+    assert mass > 0.02  # more massive behind more dust
+    assert max(slopes) < -0.05  # brighter behind more dust
+    assert np.ptp(slopes) < 0.01  # grey: the same in every band
 
 
 def test_colour_residuals_against_noise_free_truth(setup):
