@@ -54,7 +54,7 @@ def test_reddening_vector_at_the_median_theta(setup):
 
 def test_the_sky_has_a_grey_luminosity_term_at_fixed_labels(setup):
     """Why the grey offset: in this sky, at fixed (Teff, log g, [Fe/H]) the stars behind more dust are more
-    massive (the magnitude-limited selection and the young, dusty disk), hence more luminous (L ∝ mass at fixed
+    massive (magnitude limits, Galactic structure), hence more luminous (L ∝ mass at fixed
     Teff and g), by the same amount in every band. The model cannot tell that from extinction: colours do not
     see it, and parallaxes attribute it to R. Measured from the truth alone (no model)."""
     cat = setup["cat"]

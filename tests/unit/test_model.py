@@ -88,6 +88,52 @@ def test_covariance_and_chi2_match_a_slow_reference(weights):
         assert cv.chi2(w[k : k + 1], delta[k : k + 1])[0] == pytest.approx(delta[k] @ p @ delta[k], rel=1e-10)
 
 
+@pytest.mark.parametrize(("dtype", "tol"), [("float64", 1e-8), ("float32", 2e-4)])
+def test_round_update_matches_the_slow_reference(weights, dtype, tol):
+    """train.update (stars-last, chunked, in train.update_dtype) against Eqs. 4 and 8-9 star by star: E′ and
+    σ²_E′ from the prior and C_pred, χ²/dof, and the whitening of the full covariance (WᵀW = C⁻¹)."""
+    rng = np.random.default_rng(5)
+    n = 40
+    err, observed, plx, plx_err, usable, _ = _star_inputs(rng, n)
+    stars = _stars(
+        n=n,
+        seed=5,
+        err=err,
+        observed=observed,
+        parallax=plx,
+        parallax_error=plx_err,
+        parallax_usable=usable,
+        mag=np.where(observed, _stars(n=n, seed=5).mag, np.nan),
+    )
+    norm = train.Normalisation.fit(stars.theta)
+    p = train.prepare(stars, norm)
+    o = train.options({"update_dtype": dtype})
+    state = train.update(weights, p, stars, o, first=False, chunk=16)  # 3 chunks, the last one short
+    assert state.factorised.all()
+    bm, r, j_bm, j_r = network.forward(weights, p.x, jacobian=True)
+    binv = np.linalg.inv(cv.B)
+    br = r @ cv.B.T
+    ru = o["reddening_update"]
+    for k in range(n):
+        j_m0 = binv @ j_bm[k]
+        args = (err[k], observed[k], plx[k], plx_err[k], usable[k])
+        p_pred = _reference_precision(*args, j_m0, p.cov_x[k], r[k], 0.0)
+        delta = np.where(p.observed[k], p.y[k] - bm[k], 0.0)
+        e0, var0 = stars.ebv_prior[k], stars.sigma_ebv_prior[k] ** 2
+        prec = br[k] @ p_pred @ br[k] + 1 / var0
+        e = min(max((e0 / var0 + br[k] @ p_pred @ delta) / prec, 0.0), ru["e_max"])
+        var_e = min(max(1 / prec, ru["floor"] ** 2 + (ru["relative"] * e) ** 2), ru["var_max"])
+        z = delta - e * br[k]
+        chi2_dof = (z @ p_pred @ z) / (p.n_obs[k] - 1)
+        p_full = _reference_precision(*args, j_m0 + e * j_r[k], p.cov_x[k], r[k], var_e)
+        assert state.e[k] == pytest.approx(e, rel=tol, abs=tol)
+        assert state.var_e[k] == pytest.approx(var_e, rel=tol)
+        assert state.chi2_dof[k] == pytest.approx(chi2_dof, rel=tol)
+        w = state.w[k].astype(np.float64)  # stored as float32 for the epochs, whatever the update's precision
+        w_tol = max(tol, 1e-6)
+        np.testing.assert_allclose(w.T @ w, p_full, rtol=w_tol, atol=w_tol * np.abs(p_full).max())
+
+
 def test_network_jacobian_matches_finite_differences(weights):
     x = np.random.default_rng(3).normal(size=(5, 3))
     _, _, j_bm, j_r = network.forward(weights, x, jacobian=True)

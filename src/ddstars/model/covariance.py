@@ -122,17 +122,17 @@ def mask_covariance(c: np.ndarray, observed: np.ndarray) -> np.ndarray:
 
 def mask_t(ct: np.ndarray, obs_t: np.ndarray) -> np.ndarray:
     """In place on a stars-last stack (k, k, n): the unobserved rows and columns replaced by the identity."""
-    obs_f = obs_t.astype(np.float64)
+    obs_f = obs_t.astype(ct.dtype)
     ct *= obs_f[:, None, :]
     ct *= obs_f[None, :, :]
     diagonal_t(ct)[...] += ~obs_t
     return ct
 
 
-def augmented_t(k: int, m: int, n: int) -> np.ndarray:
+def augmented_t(k: int, m: int, n: int, dtype=np.float64) -> np.ndarray:
     """An uninitialised (k + m, k, n) stars-last stack [C; Bᵀ] for :func:`whitening_t` (m = k) or
     :func:`whiten_vectors_t` (m vectors)."""
-    return np.empty((k + m, k, n))
+    return np.empty((k + m, k, n), dtype=dtype)
 
 
 def _factor_masked_aug_t(a: np.ndarray, obs_t: np.ndarray, inflation, fallback, band: bool) -> np.ndarray:
@@ -192,9 +192,9 @@ def whiten_vectors_t(a: np.ndarray, obs_t: np.ndarray, inflation=(1e-4, 1e-3), f
     return _factor_masked_aug_t(a, obs_t, inflation, fallback, band=False)[k:]
 
 
-def stars_last(c: np.ndarray) -> np.ndarray:
-    """(n, ...) -> a C-contiguous float64 copy with the stars axis last."""
-    return np.ascontiguousarray(np.moveaxis(c, 0, -1), dtype=np.float64)
+def stars_last(c: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """(n, ...) -> a C-contiguous copy (float64 unless ``dtype``) with the stars axis last."""
+    return np.ascontiguousarray(np.moveaxis(c, 0, -1), dtype=dtype)
 
 
 def whitening(c: np.ndarray, observed: np.ndarray, inflation=(1e-4, 1e-3), fallback=(0.02, 0.02)) -> np.ndarray:

@@ -103,19 +103,21 @@ def _sigmoid_(z: np.ndarray) -> np.ndarray:
     return z
 
 
-def forward_t(w: Weights, x_t: np.ndarray, block: int = 128):
+def forward_t(w: Weights, x_t: np.ndarray, block: int = 128, dtype=np.float64):
     """:func:`forward` with the Jacobians, in the stars-last layout: x_t (3, n) -> BM (13, n), R (13, n),
     dBM/dx (13, 3, n) and dR/dx (13, 3, n), all C-contiguous (for the covariance algebra of covariance.py).
 
     The stars are cut into blocks of ``block`` and each layer is one stacked matrix product over the
     blocks (and the three input directions for the Jacobian). Each product is then small enough for
     OpenBLAS to run it on the calling thread: the threaded large products were slower, and far slower
-    when the other core is busy (the threads wait on each other).
+    when the other core is busy (the threads wait on each other). Computed in ``dtype`` (weights included).
     """
-    x_t = np.asarray(x_t, dtype=np.float64)
+    if dtype != np.float64:
+        w = Weights(*(np.asarray(a, dtype=dtype) for a in (w.w1, w.b1, w.w2, w.b2, w.w3, w.b3, w.wr, w.br)))
+    x_t = np.asarray(x_t, dtype=dtype)
     n = x_t.shape[1]
     nb = max(-(-n // block), 1)
-    xb = np.zeros((3, nb * block))
+    xb = np.zeros((3, nb * block), dtype=dtype)
     xb[:, :n] = x_t
     xb = np.ascontiguousarray(xb.reshape(3, nb, block).transpose(1, 0, 2))  # (nb, 3, block)
     s1 = np.matmul(w.w1.T, xb)

@@ -53,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "diag_inflation_fallback": [0.02, 0.02],
     "reddening_update": {"floor": 0.02, "relative": 0.1, "e_max": 10.0, "var_max": 100.0},
     "normalisation": "catalog",
+    "update_dtype": "float32",
 }
 
 
@@ -143,7 +144,9 @@ class ChunkEvaluation:
     c_full: np.ndarray  # (n, 13, 13) Eq. 4 covariance in colour space (J of M + E′R, σ²_E′ RRᵀ)
 
 
-def _evaluate_t(w: network.Weights, p: Prepared, stars: Stars, o: Mapping[str, Any], sl: slice, masked: bool):
+def _evaluate_t(
+    w: network.Weights, p: Prepared, stars: Stars, o: Mapping[str, Any], sl: slice, masked: bool, dtype=np.float64
+):
     """The work of :func:`evaluate_chunk` in the stars-last layout: (E′, σ²_E′, χ²/dof, BM (13, n), BR (13, n),
     C_full, observed (13, n)). C_full is (13, 13, n) C-contiguous, or if ``masked`` the (26, 13, n) stack
     of :func:`covariance.whitening_t` with C_full masked (as cv.mask_t leaves it) in its first 13 rows.
@@ -152,17 +155,18 @@ def _evaluate_t(w: network.Weights, p: Prepared, stars: Stars, o: Mapping[str, A
     and shared by C_pred and C_full; the masking of the model terms is done on their factors (J and BR
     with the unobserved rows zeroed), which gives the same numbers as masking the sums. C_pred is
     factorised with BR and Δ appended as two more rows, which yields W_pred BR and W_pred Δ directly.
+    The algebra runs in ``dtype``; E′, σ²_E′ and χ²/dof come back as float64.
     """
     infl, fall = tuple(o["diag_inflation"]), tuple(o["diag_inflation_fallback"])
     ru = o["reddening_update"]
     obs_t = np.ascontiguousarray(p.observed[sl].T)
-    obs_f = obs_t.astype(np.float64)
-    bm, r, j_bm, j_r = network.forward_t(w, p.x[sl].T)
+    obs_f = obs_t.astype(dtype)
+    bm, r, j_bm, j_r = network.forward_t(w, p.x[sl].T, dtype=dtype)
     n = bm.shape[1]
     br = cv.to_colour(r[None])[0]  # (13, n): B acts on axis 0
-    base = cv.mask_t(cv.stars_last(p.base[sl]), obs_t)
-    cov_x = cv.stars_last(p.cov_x[sl])
-    pred = cv.augmented_t(N_BANDS, 2, n)  # [C_pred; BRᵀ; Δᵀ] with Δ = y - BM, the unobserved components zero
+    base = cv.mask_t(cv.stars_last(p.base[sl], dtype), obs_t)
+    cov_x = cv.stars_last(p.cov_x[sl], dtype)
+    pred = cv.augmented_t(N_BANDS, 2, n, dtype)  # [C_pred; BRᵀ; Δᵀ] with Δ = y - BM, the unobserved components zero
     cv.jacobian_term_t(j_bm * obs_f[:, None, :], cov_x, out=pred[:N_BANDS])
     pred[:N_BANDS] += base
     br_m = np.multiply(br, obs_f, out=pred[N_BANDS])
@@ -173,25 +177,26 @@ def _evaluate_t(w: network.Weights, p: Prepared, stars: Stars, o: Mapping[str, A
     e0 = stars.ebv_prior[sl]
     var0 = stars.sigma_ebv_prior[sl] ** 2
     e, var_e = cv.reddening_update_whitened(u.T, v.T, e0, var0, ru["e_max"], ru["floor"], ru["relative"], ru["var_max"])
-    z = e * u - v  # W_pred (BM + E' BR - y)
+    e_d = e.astype(dtype)
+    z = e_d * u - v  # W_pred (BM + E' BR - y)
     with np.errstate(invalid="ignore", divide="ignore"):
-        chi2_dof = (z * z).sum(axis=0) / (p.n_obs[sl] - 1)
-    j4 = np.empty((N_BANDS, 4, n))  # [J_c, BR] with J_c = d(BM + E′ BR)/dx
+        chi2_dof = (z * z).sum(axis=0, dtype=np.float64) / (p.n_obs[sl] - 1)
+    j4 = np.empty((N_BANDS, 4, n), dtype=dtype)  # [J_c, BR] with J_c = d(BM + E′ BR)/dx
     j_c = j4[:, :3]
     np.subtract(j_r, j_r[:1], out=j_c)  # B dR/dx
     j_c[0] = j_r[0]
-    j_c *= e
+    j_c *= e_d
     j_c += j_bm
     if masked:
         j_c *= obs_f[:, None, :]
         j4[:, 3] = br_m
-        c_full = cv.augmented_t(N_BANDS, N_BANDS, n)
-        cv.jacobian_term_t(j4, cov_x, var_e, out=c_full[:N_BANDS])
+        c_full = cv.augmented_t(N_BANDS, N_BANDS, n, dtype)
+        cv.jacobian_term_t(j4, cov_x, var_e.astype(dtype), out=c_full[:N_BANDS])
         c_full[:N_BANDS] += base
     else:
         j4[:, 3] = br
-        c_full = cv.stars_last(p.base[sl])
-        c_full += cv.jacobian_term_t(j4, cov_x, var_e)
+        c_full = cv.stars_last(p.base[sl], dtype)
+        c_full += cv.jacobian_term_t(j4, cov_x, var_e.astype(dtype))
     return e, var_e, chi2_dof, bm, br, c_full, obs_t
 
 
@@ -212,8 +217,11 @@ def update(
     """Reddening update, χ²/dof and whitening matrices for every star.
 
     Stars are processed in chunks of ``chunk``, small enough for the 13×13 stacks to stay in cache
-    (larger chunks are slower; threads do not help). Within a chunk everything is stars-last (13, 13, n).
+    (larger chunks are slower; threads do not help). Within a chunk everything is stars-last (13, 13, n),
+    in the precision ``train.update_dtype`` (float32 by default: the whitening matrices the epochs use are
+    float32 anyway, and it halves the time; float64 for checks).
     """
+    dtype = np.dtype(o["update_dtype"]).type
     n = len(p.x)
     e = np.empty(n)
     var_e = np.empty(n)
@@ -227,11 +235,11 @@ def update(
         if first:
             e[sl], var_e[sl] = stars.ebv_prior[sl], var0_all[sl]
             obs_t = np.ascontiguousarray(p.observed[sl].T)
-            a = cv.augmented_t(N_BANDS, N_BANDS, sl.stop - sl.start)
+            a = cv.augmented_t(N_BANDS, N_BANDS, sl.stop - sl.start, dtype)
             a[:N_BANDS] = np.moveaxis(p.base[sl], 0, -1)
             cv.mask_t(a[:N_BANDS], obs_t)
         else:
-            e[sl], var_e[sl], chi2_dof[sl], _, _, a, obs_t = _evaluate_t(w, p, stars, o, sl, masked=True)
+            e[sl], var_e[sl], chi2_dof[sl], _, _, a, obs_t = _evaluate_t(w, p, stars, o, sl, True, dtype)
         wmat[sl] = cv.whitening_t(a, obs_t, infl, fall).transpose(2, 1, 0)
 
     for start in range(0, n, chunk):  # chunks of stars, vectorised inside
@@ -390,8 +398,11 @@ def train(stars: Stars, user_options: Mapping[str, Any] | None = None) -> Result
         optimizer.learning_rate.assign(lr)
         data = {s: runner.tensors(prepared[s], states[s]) for s in sets}
         t1 = time.perf_counter()
+        t_epochs = 0.0  # the training epochs alone (fit_s also has the validation loss after each epoch)
         for epoch in range(o["epochs"]):
+            t2 = time.perf_counter()
             loss = runner.run(data["train"], include["train"], rng)
+            t_epochs += time.perf_counter() - t2
             val = runner.evaluate(data["validation"], include["validation"])[1] if "validation" in sets else math.nan
             history.append({"round": k, "epoch": epoch, "learning_rate": lr, "loss": loss, "val_loss": val})
         t_fit = time.perf_counter() - t1
@@ -410,6 +421,7 @@ def train(stars: Stars, user_options: Mapping[str, Any] | None = None) -> Result
             "val_loss": history[-1]["val_loss"],
             "update_s": t_update,
             "fit_s": t_fit,
+            "epochs_s": t_epochs,
             "elapsed_s": time.perf_counter() - t_start,
         }
         rounds.append(row)
