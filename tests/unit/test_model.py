@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ddstars.bands import BAND_NAMES, N_BANDS
-from ddstars.errors import DataError
+from ddstars.errors import ConfigError, DataError
 from ddstars.model import covariance as cv
 from ddstars.model import network, train
 from ddstars.model.data import Stars
@@ -110,6 +110,8 @@ def test_round_update_matches_the_slow_reference(weights, dtype, tol):
     o = train.options({"update_dtype": dtype})
     state = train.update(weights, p, stars, o, first=False, chunk=16)  # 3 chunks, the last one short
     assert state.factorised.all()
+    other = "float64" if dtype == "float32" else "float32"  # the precision is really the one asked for
+    assert not np.array_equal(state.e, train.update(weights, p, stars, train.options({"update_dtype": other}), False).e)
     bm, r, j_bm, j_r = network.forward(weights, p.x, jacobian=True)
     binv = np.linalg.inv(cv.B)
     br = r @ cv.B.T
@@ -132,6 +134,11 @@ def test_round_update_matches_the_slow_reference(weights, dtype, tol):
         w = state.w[k].astype(np.float64)  # stored as float32 for the epochs, whatever the update's precision
         w_tol = max(tol, 1e-6)
         np.testing.assert_allclose(w.T @ w, p_full, rtol=w_tol, atol=w_tol * np.abs(p_full).max())
+
+
+def test_update_precision_is_checked():
+    with pytest.raises(ConfigError, match=r"train.update_dtype is 'float16'; expected 'float32' or 'float64'"):
+        train.options({"update_dtype": "float16"})
 
 
 def test_network_jacobian_matches_finite_differences(weights):

@@ -297,6 +297,8 @@ def test_plan_only_builds_the_same_chunk_as_the_full_plan(table, config):
         if chunk.upload is not None:
             assert one.upload.to_pandas().equals(chunk.upload.to_pandas())
     assert fetch.plan(table, config, inputs, only="nope") == {}
+    assert fetch.plan("apogee_dr16_allstar", config, only="nope") == {}  # the file kind's one chunk is "all"
+    assert list(fetch.plan("apogee_dr16_allstar", config, only="all")) == ["all"]
 
 
 def test_planned_chunk_jobs_fetch_each_chunk_once_and_assemble(config, sleeps, tmp_path):
@@ -334,6 +336,11 @@ def test_planned_chunk_errors_name_the_plan_and_the_chunk(config, sleeps, tmp_pa
         fetch.fetch_planned(table, "r0000", edited, plan_dir)
     with pytest.raises(DataError, match=r"2 of 2 planned chunk\(s\) are not complete .*r0000, r0001"):
         fetch.assemble_planned(table, plan_dir, config, tmp_path / "out.parquet")
+    upload_plan = tmp_path / "upload_plan"
+    fetch.write_plan("tmass_psc", config, pd.DataFrame({"id": ["a", "b"]}), upload_plan)
+    (upload_plan / fetch.INPUTS_FILE).unlink()
+    with pytest.raises(DataError, match=r"inputs\.parquet: the plan's inputs are missing .*rerun plan_tmass_psc"):
+        fetch.fetch_planned("tmass_psc", "b00000", config, upload_plan)
     (plan_dir / fetch.PLAN_FILE).write_text("{not json")
     with pytest.raises(DataError, match=r"plan\.json: not a readable chunk plan"):
         fetch.read_plan(plan_dir)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..bands import N_BANDS
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from . import covariance as cv
 from . import network
 from .data import Stars
@@ -342,6 +342,8 @@ def options(user: Mapping[str, Any] | None) -> dict[str, Any]:
     o = {**DEFAULTS, **(user or {})}
     for key in ("adam", "chi2_cut", "reddening_update"):
         o[key] = {**DEFAULTS[key], **(user or {}).get(key, {})}
+    if o["update_dtype"] not in ("float32", "float64"):
+        raise ConfigError(f"train.update_dtype is {o['update_dtype']!r}; expected 'float32' or 'float64'")
     return o
 
 
@@ -443,6 +445,9 @@ def train(stars: Stars, user_options: Mapping[str, Any] | None = None) -> Result
 
 
 def final_state(model, norm: Normalisation, stars: Stars, user_options: Mapping[str, Any] | None = None) -> RoundState:
-    """E′, σ²_E′ and χ²/dof of ``stars`` under the final model (the paper's test-set evaluation)."""
-    o = options(user_options)
+    """E′, σ²_E′ and χ²/dof of ``stars`` under the final model (the paper's test-set evaluation).
+
+    Always in float64 (whatever ``train.update_dtype``): these are outputs, computed once, and the validation
+    stage computes the same quantities in float64."""
+    o = options({**(user_options or {}), "update_dtype": "float64"})
     return update(network.Weights.of(model), prepare(stars, norm), stars, o, first=False)

@@ -108,7 +108,8 @@ def plan(
             out[f"r{i:04d}"] = Chunk(f"r{i:04d}", adql, None, _digest(adql))
     elif spec.kind == "file":
         url = cfg["services"][spec.service]["url"].rstrip("/") + "/" + spec.remote_table
-        out["all"] = Chunk("all", None, None, _digest(strip_userinfo(url)), url)
+        if wanted("all"):
+            out["all"] = Chunk("all", None, None, _digest(strip_userinfo(url)), url)
     elif spec.kind == "position_upload":
         if inputs is None or not {"ra", "dec"} <= set(inputs.columns):
             raise DataError(f"{table}: position chunks need inputs with columns ra, dec")
@@ -305,13 +306,20 @@ def fetch_planned(
     doc = read_plan(plan_dir)
     if chunk_id not in doc["chunks"]:
         raise DataError(f"{table}: chunk {chunk_id!r} is not in the plan {Path(plan_dir) / PLAN_FILE}")
-    inputs_path = Path(plan_dir) / INPUTS_FILE
-    inputs = pd.read_parquet(inputs_path) if doc.get("input_rows") is not None else None
+    inputs = None
+    if doc.get("input_rows") is not None:
+        inputs_path = Path(plan_dir) / INPUTS_FILE
+        try:
+            inputs = pd.read_parquet(inputs_path)
+        except (OSError, pa.ArrowInvalid) as err:
+            raise DataError(
+                f"{inputs_path}: the plan's inputs are missing or unreadable ({err}); rerun plan_{table}"
+            ) from None
     chunks = plan(table, config, inputs, only=chunk_id)
     if chunk_id not in chunks or chunks[chunk_id].request_sha256 != doc["chunks"][chunk_id]:
         raise DataError(
             f"{table}: chunk {chunk_id!r} no longer matches its plan {Path(plan_dir) / PLAN_FILE} "
-            "(remote.tables or the service URL changed after planning); rerun so the plan is made again"
+            f"(remote.tables.{table} or remote.services changed after planning); rerun so the plan is made again"
         )
     cache = cache or cache_for(config)
     fetch_chunk(table, chunk_id, config, inputs, client, cache, chunks)
@@ -331,8 +339,8 @@ def assemble_planned(
     if missing:
         raise DataError(
             f"{table}: {len(missing)} of {len(ids)} planned chunk(s) are not complete in the cache "
-            f"{cache.root / table} (first: {', '.join(missing[:5])}); the cache was changed after they were "
-            f"fetched: rerun with --forcerun plan_{table}"
+            f"{cache.root / table} (first: {', '.join(missing[:5])}): the cache was changed, or remote.cache_dir "
+            f"moved, after they were fetched; rerun with --forcerun plan_{table}"
         )
     return assemble(table, [cache.data_path(table, c) for c in ids], out_path, config)
 
