@@ -305,12 +305,13 @@ def test_planned_chunk_jobs_fetch_each_chunk_once_and_assemble(config, sleeps, t
     """The workflow's three jobs: plan (ids + digests + inputs), one job per chunk, assembly from the cache."""
     table = "tmass_best_neighbour"
     config["remote"]["tables"][table] = {"chunk_size": 2}
-    inputs = pd.DataFrame({"id": [1, 2, 3]})
+    inputs = pd.DataFrame({"id": [3, 1, 2, 3]})  # unordered, with a repeat
     plan_dir = tmp_path / "plan"
     doc = fetch.write_plan(table, config, inputs, plan_dir)
-    assert doc["n_chunks"] == 2 and doc["input_rows"] == 3 and list(doc["chunks"]) == ["b00000", "b00001"]
+    assert doc["n_chunks"] == 2 and doc["input_rows"] == 4 and list(doc["chunks"]) == ["b00000", "b00001"]
     assert doc["chunks"] == {c: k.request_sha256 for c, k in fetch.plan(table, config, inputs).items()}
     assert pd.read_parquet(plan_dir / fetch.INPUTS_FILE)["id"].tolist() == [1, 2, 3]
+    assert doc["rows"] == {"b00000": [0, 2], "b00001": [2, 3]}  # each chunk job reads its own rows only
     with requests_mock.Mocker() as m:
         _mock(m, table, _body(table))
         client = _client(table, config, sleeps)

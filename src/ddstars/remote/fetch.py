@@ -83,20 +83,67 @@ def _blocks(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, max(1, size))]
 
 
+def ordered_inputs(table: str, config: Mapping[str, Any], inputs: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The inputs of an upload/list table in chunk order, and each chunk's rows: (frame, {chunk id: (start,
+    stop)}). Positions are sorted by HEALPix pixel (nested, ``healpix_order``), then ra, dec, and cut into
+    blocks of ``chunk_size`` within each pixel; ids are deduplicated, sorted and cut into blocks."""
+    spec = sv.spec_for(table, config)
+    rows: dict[str, tuple[int, int]] = {}
+    if spec.kind == "position_upload":
+        if inputs is None or not {"ra", "dec"} <= set(inputs.columns):
+            raise DataError(f"{table}: position chunks need inputs with columns ra, dec")
+        ra, dec = inputs["ra"].to_numpy(float), inputs["dec"].to_numpy(float)
+        pix = hp.ang2pix(2**spec.healpix_order, ra, dec, nest=True, lonlat=True)
+        order = np.lexsort((dec, ra, pix))
+        pix = pix[order]
+        starts = np.flatnonzero(np.r_[True, pix[1:] != pix[:-1]])
+        ends = np.r_[starts[1:], len(pix)]
+        for s, e in zip(starts, ends, strict=True):
+            for part, sl in enumerate(_blocks(e - s, spec.chunk_size)):
+                rows[f"hpx{spec.healpix_order}-{pix[s]}-{part}"] = (int(s + sl.start), int(s + sl.stop))
+        return pd.DataFrame({"ra": ra[order], "dec": dec[order]}), rows
+    if spec.kind not in ("id_upload", "id_list"):
+        raise DataError(f"{table}: a {spec.kind!r} table has no inputs to order")
+    if inputs is None or "id" not in inputs.columns:
+        raise DataError(f"{table}: id chunks need inputs with a column id")
+    v = inputs["id"].dropna()
+    if pd.api.types.is_numeric_dtype(v.dtype):
+        ids = np.unique(v.to_numpy().astype(np.int64))
+    else:
+        ids = np.array(sorted(set(map(str, v))), dtype=object)
+    for i, sl in enumerate(_blocks(len(ids), spec.chunk_size)):
+        rows[f"b{i:05d}"] = (sl.start, sl.stop)
+    return pd.DataFrame({"id": ids}), rows
+
+
+def chunk_of(table: str, config: Mapping[str, Any], chunk_id: str, rows: pd.DataFrame) -> Chunk:
+    """The request of one upload/list chunk from its rows of :func:`ordered_inputs`."""
+    spec = sv.spec_for(table, config)
+    if spec.kind == "position_upload":
+        r, d = rows["ra"].to_numpy(float), rows["dec"].to_numpy(float)
+        adql = sv.adql_position_upload(spec)
+        upload = Table({"row_id": np.arange(len(r), dtype=np.int64), "ra": r, "dec": d})
+        return Chunk(chunk_id, adql, upload, _digest(adql, r.tobytes(), d.tobytes()))
+    block = rows["id"].to_numpy()
+    if block.dtype != np.int64:
+        block = np.array([str(x) for x in block], dtype=object)
+    if spec.kind == "id_list":
+        adql = sv.adql_id_list(spec, list(block))
+        return Chunk(chunk_id, adql, None, _digest(adql))
+    adql = sv.adql_id_upload(spec)
+    col = block.astype(str) if block.dtype == object else block
+    return Chunk(chunk_id, adql, Table({"id": col}), _digest(adql, "\n".join(map(str, block))))
+
+
 def plan(
     table: str, config: Mapping[str, Any], inputs: pd.DataFrame | None = None, only: str | None = None
 ) -> dict[str, Chunk]:
-    """Every chunk of ``table``, by chunk id (ordered); with ``only``, just that chunk (or {} if unknown).
-
-    ``only`` builds the request of one chunk without the others' (a chunk job of the workflow at paper scale
-    plans thousands of chunks but needs one).
-    """
+    """Every chunk of ``table``, by chunk id (ordered); with ``only``, just that chunk (or {} if unknown)."""
     spec = sv.spec_for(table, config)
 
     def wanted(cid: str) -> bool:
         return only is None or cid == only
 
-    cfg = sv.remote_config(config)
     out: dict[str, Chunk] = {}
     if spec.kind == "range":
         lo, hi = spec.range
@@ -107,47 +154,14 @@ def plan(
             adql = sv.adql_range(spec, float(edges[i]), float(edges[i + 1]), last=i == spec.n_chunks - 1)
             out[f"r{i:04d}"] = Chunk(f"r{i:04d}", adql, None, _digest(adql))
     elif spec.kind == "file":
-        url = cfg["services"][spec.service]["url"].rstrip("/") + "/" + spec.remote_table
+        url = sv.remote_config(config)["services"][spec.service]["url"].rstrip("/") + "/" + spec.remote_table
         if wanted("all"):
             out["all"] = Chunk("all", None, None, _digest(strip_userinfo(url)), url)
-    elif spec.kind == "position_upload":
-        if inputs is None or not {"ra", "dec"} <= set(inputs.columns):
-            raise DataError(f"{table}: position chunks need inputs with columns ra, dec")
-        ra, dec = inputs["ra"].to_numpy(float), inputs["dec"].to_numpy(float)
-        pix = hp.ang2pix(2**spec.healpix_order, ra, dec, nest=True, lonlat=True)
-        order = np.lexsort((dec, ra, pix))
-        ra, dec, pix = ra[order], dec[order], pix[order]
-        adql = sv.adql_position_upload(spec)
-        starts = np.flatnonzero(np.r_[True, pix[1:] != pix[:-1]])
-        ends = np.r_[starts[1:], len(pix)]
-        for s, e in zip(starts, ends, strict=True):
-            for part, sl in enumerate(_blocks(e - s, spec.chunk_size)):
-                cid = f"hpx{spec.healpix_order}-{pix[s]}-{part}"
-                if not wanted(cid):
-                    continue
-                r, d = ra[s:e][sl], dec[s:e][sl]
-                upload = Table({"row_id": np.arange(len(r), dtype=np.int64), "ra": r, "dec": d})
-                out[cid] = Chunk(cid, adql, upload, _digest(adql, r.tobytes(), d.tobytes()))
-    else:  # id_upload, id_list
-        if inputs is None or "id" not in inputs.columns:
-            raise DataError(f"{table}: id chunks need inputs with a column id")
-        s = inputs["id"].dropna()
-        if pd.api.types.is_numeric_dtype(s.dtype):
-            ids = np.unique(s.to_numpy().astype(np.int64))
-        else:
-            ids = np.array(sorted(set(map(str, s))), dtype=object)
-        for i, sl in enumerate(_blocks(len(ids), spec.chunk_size)):
-            cid = f"b{i:05d}"
-            if not wanted(cid):
-                continue
-            block = ids[sl]
-            if spec.kind == "id_list":
-                adql = sv.adql_id_list(spec, list(block))
-                out[cid] = Chunk(cid, adql, None, _digest(adql))
-            else:
-                adql = sv.adql_id_upload(spec)
-                col = np.array([str(v) for v in block]) if block.dtype == object else block
-                out[cid] = Chunk(cid, adql, Table({"id": col}), _digest(adql, "\n".join(map(str, block))))
+    else:
+        ordered, rows = ordered_inputs(table, config, inputs)
+        for cid, (a, b) in rows.items():
+            if wanted(cid):
+                out[cid] = chunk_of(table, config, cid, ordered.iloc[a:b])
     return out
 
 
@@ -254,8 +268,9 @@ def request_params(table: str, config: Mapping[str, Any]) -> dict[str, Any]:
 def write_plan(table: str, config: Mapping[str, Any], inputs: pd.DataFrame | None, plan_dir: str | Path) -> dict:
     """Plan ``table``'s chunks into ``plan_dir``: ``plan.json`` (chunk id -> request digest) and the inputs.
 
-    The inputs (upload ids or positions) are stored beside the plan, so each chunk job rebuilds its own request
-    from them without reading the upstream archive tables again.
+    The inputs (upload ids or positions) are stored beside the plan in chunk order, with each chunk's rows in
+    the plan, so each chunk job rebuilds its own request from its rows without reading the upstream archive
+    tables or ordering the inputs again.
     """
     spec = sv.spec_for(table, config)
     chunks = plan(table, config, inputs)
@@ -264,8 +279,10 @@ def write_plan(table: str, config: Mapping[str, Any], inputs: pd.DataFrame | Non
         raise DataError(f"{table}: no chunks to fetch: the inputs from {ups} are empty")
     plan_dir = Path(plan_dir)
     plan_dir.mkdir(parents=True, exist_ok=True)
-    if inputs is not None:
-        write_parquet(inputs, plan_dir / INPUTS_FILE)
+    rows = None
+    if spec.kind not in ("range", "file"):
+        ordered, rows = ordered_inputs(table, config, inputs)
+        write_parquet(ordered, plan_dir / INPUTS_FILE)
     doc = {
         "table": table,
         "service": spec.service,
@@ -273,6 +290,7 @@ def write_plan(table: str, config: Mapping[str, Any], inputs: pd.DataFrame | Non
         "n_chunks": len(chunks),
         "input_rows": None if inputs is None else len(inputs),
         "chunks": {cid: c.request_sha256 for cid, c in chunks.items()},
+        "rows": None if rows is None else {cid: list(r) for cid, r in rows.items()},
     }
     write_json(doc, plan_dir / PLAN_FILE)
     return doc
@@ -306,23 +324,25 @@ def fetch_planned(
     doc = read_plan(plan_dir)
     if chunk_id not in doc["chunks"]:
         raise DataError(f"{table}: chunk {chunk_id!r} is not in the plan {Path(plan_dir) / PLAN_FILE}")
-    inputs = None
-    if doc.get("input_rows") is not None:
+    if doc.get("rows"):
         inputs_path = Path(plan_dir) / INPUTS_FILE
+        a, b = doc["rows"][chunk_id]
         try:
-            inputs = pd.read_parquet(inputs_path)
+            rows = pq.read_table(inputs_path).slice(a, b - a).to_pandas()
         except (OSError, pa.ArrowInvalid) as err:
             raise DataError(
                 f"{inputs_path}: the plan's inputs are missing or unreadable ({err}); rerun plan_{table}"
             ) from None
-    chunks = plan(table, config, inputs, only=chunk_id)
+        chunks = {chunk_id: chunk_of(table, config, chunk_id, rows)}
+    else:
+        chunks = plan(table, config, None, only=chunk_id)
     if chunk_id not in chunks or chunks[chunk_id].request_sha256 != doc["chunks"][chunk_id]:
         raise DataError(
             f"{table}: chunk {chunk_id!r} no longer matches its plan {Path(plan_dir) / PLAN_FILE} "
             f"(remote.tables.{table} or remote.services changed after planning); rerun so the plan is made again"
         )
     cache = cache or cache_for(config)
-    fetch_chunk(table, chunk_id, config, inputs, client, cache, chunks)
+    fetch_chunk(table, chunk_id, config, None, client, cache, chunks)
     meta = cache.meta(table, chunk_id)
     assert meta is not None  # fetch_chunk has just written or verified it
     return meta
