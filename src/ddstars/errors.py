@@ -19,3 +19,7 @@ class DataError(DDStarsError):
 
 class DustMapMissingError(DDStarsError):
     """A dust-map file is missing or fails its checksum."""
+
+
+class ConvergenceError(DDStarsError):
+    """Training ended without meeting its convergence criteria (raised only with train.require_converged)."""

@@ -258,7 +258,9 @@ def _stars(n=3000, seed=0, **over):
     return Stars(**kw)
 
 
-FAST = {"n_rounds": 3, "epochs": 3, "chi2_cut": {"start": 1e6, "end": 1e5, "rounds": 2}}  # too short to fit: no cut
+# too short to fit: no cut, and exactly 3 epochs per round (no step floor)
+FAST = {"n_rounds": 3, "epochs": 3, "min_steps_per_round": 0, "chi2_cut": {"start": 1e6, "end": 1e5, "rounds": 2}}
+ONE = {"n_rounds": 1, "epochs": 1, "min_steps_per_round": 0}
 
 
 def test_training_repeats_exactly_with_the_same_seed():
@@ -293,7 +295,7 @@ def test_bad_training_input_is_reported():
             "parallax_usable": np.r_[False, stars.parallax_usable[1:]],
         }
     )
-    res = train.train(lonely, {"n_rounds": 1, "epochs": 1})
+    res = train.train(lonely, ONE)
     split0 = lonely.split[0]
     if split0 in res.usable:
         assert not res.usable[split0][0]
@@ -312,7 +314,7 @@ def test_saved_model_loads_and_predicts_the_same(tmp_path):
     from ddstars.model import StellarModel, load_model
 
     stars = _stars(500)
-    res = train.train(stars, {"n_rounds": 1, "epochs": 1})
+    res = train.train(stars, ONE)
     m = StellarModel(res.model, res.norm)
     m.save(tmp_path / "model")
     back = load_model(tmp_path / "model")

@@ -49,6 +49,7 @@ rule validation_summary:
     input:
         table=f"{VAL}/test_stars.parquet",
         model=MODEL_FILES,
+        training=f"{MODEL}/summary.json",  # the convergence verdict
         catalog=catalog_dataset(),
         code=package_code("validation"),
         **({"truth": truth_table()} if truth_table() else {}),

@@ -25,4 +25,5 @@ run_summary(
     compare=snakemake.params.compare,
     compare_table_path=inp.get("compare_table"),
     appendix_b_options=snakemake.params.appendix_b,
+    training_summary_path=inp.training,
 )

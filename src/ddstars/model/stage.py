@@ -13,7 +13,8 @@ import pandas as pd
 
 from .. import provenance
 from ..bands import BAND_NAMES
-from ..io import atomic_path, write_json, write_parquet
+from ..errors import ConvergenceError
+from ..io import atomic_path, strict_json, write_json, write_parquet
 from . import covariance as cv
 from . import train
 from .api import StellarModel
@@ -29,6 +30,11 @@ def _csv(df: pd.DataFrame, path) -> None:
         df.to_csv(tmp, index=False)
 
 
+def _mean(x: np.ndarray) -> float:
+    """The mean, NaN (null in the summary) when there is nothing to average."""
+    return float(np.mean(x)) if len(x) else float("nan")
+
+
 def run_training(catalog: str | Path, out: Mapping[str, str | Path], options: Mapping[str, Any]) -> dict[str, Any]:
     """Train on the catalog's train split; write the model, history, reddenings, test predictions."""
     t0 = time.perf_counter()
@@ -36,6 +42,14 @@ def run_training(catalog: str | Path, out: Mapping[str, str | Path], options: Ma
     t_read = time.perf_counter() - t0
     log.info("read %d stars from %s in %.1f s", len(stars), catalog, t_read)
     result = train.train(stars, options)
+    verdict = train.convergence(result.rounds, train.options(options))
+    if not verdict["converged"]:
+        log.warning("the model has NOT converged: %s", verdict["advice"])
+        if train.options(options)["require_converged"]:
+            raise ConvergenceError(
+                f"train_model: {verdict['advice']}; or set train.require_converged: false to keep an unconverged "
+                f"model (evidence: {verdict['checks']})"
+            )
     model = StellarModel(result.model, result.norm)
     model.save(Path(out["model"]).parent)
 
@@ -82,9 +96,16 @@ def run_training(catalog: str | Path, out: Mapping[str, str | Path], options: Ma
         "n_unusable": {s: int(((stars.split == s) & ~usable).sum()) for s in ("train", "validation", "test")},
         "final_loss": float(result.rounds["loss"].iloc[-1]),
         "final_val_loss": float(result.rounds["val_loss"].iloc[-1]),
-        "test_mean_chi2_dof_lt5": float(np.mean(c[fin & (c < 5)])),
-        "test_mean_chi2_dof_lt10": float(np.mean(c[fin & (c < 10)])),
-        "test_fraction_chi2_dof_ge5": float(np.mean(c[fin] >= 5)),
+        "test_mean_chi2_dof_lt5": _mean(c[fin & (c < 5)]),
+        "test_mean_chi2_dof_lt10": _mean(c[fin & (c < 10)]),
+        "test_fraction_chi2_dof_ge5": _mean(c[fin] >= 5),
+        "convergence": verdict,
+        "schedule": {
+            "batch_size": int(result.rounds["batch_size"].iloc[-1]),
+            "epochs_per_round": result.rounds["epochs"].astype(int).tolist(),
+            "steps_per_round": result.rounds["steps"].astype(int).tolist(),
+            "total_steps": int(result.rounds["steps"].sum()),
+        },
         "R_at_median_theta": dict(zip(BAND_NAMES, model.reddening_vector(median_theta)[0].tolist(), strict=True)),
         "median_theta": median_theta.tolist(),
         "seconds": {
@@ -93,7 +114,7 @@ def run_training(catalog: str | Path, out: Mapping[str, str | Path], options: Ma
             "total": time.perf_counter() - t0,
         },
     }
-    write_json(summary, out["summary"])
+    write_json(strict_json(summary), out["summary"])
     provenance.write(out["provenance"], "train_model", {"train": train.options(options)}, catalog=str(catalog))
     log.info(
         "done: test <chi2/dof> %.3f (chi2/dof < 10), %.2f%% with chi2/dof >= 5, %.1f s in all",

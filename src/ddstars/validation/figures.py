@@ -640,11 +640,13 @@ def fig_reddening_refit(inp: Inputs, o: Mapping[str, Any]):
 def fig_history(inp: Inputs, o: Mapping[str, Any]):
     """Training history: loss per epoch, and per round ⟨χ²/dof⟩, outlier fraction and τ."""
     h, r = inp.history, inp.rounds
-    fig, axs = plt.subplots(1, 3, figsize=(10, 2.8))
-    step = np.arange(len(h))
+    fig, axs = plt.subplots(1, 4, figsize=(13, 2.8))
+    step = h["steps"].cumsum().to_numpy()
+    val = h["val_loss"].notna().to_numpy()  # evaluated once per compiled call of one or more epochs
     axs[0].plot(step, h["loss"], label="training")
-    axs[0].plot(step, h["val_loss"], label="validation")
-    axs[0].set(xlabel="epoch (all rounds)", ylabel="loss", yscale="log")
+    axs[0].plot(step[val], h["val_loss"].to_numpy()[val], ".", ms=2, label="validation")
+    axs[0].set(xlabel="optimiser step (all rounds)", ylabel="loss")
+    axs[0].set_yscale("log")
     axs[0].legend()
     axs[1].plot(r["round"], r["mean_chi2_dof_lt5"], "o-", ms=3, label=r"$\langle\chi^2/\mathrm{dof}\rangle$ (< 5)")
     axs[1].plot(r["round"], r["mean_chi2_dof_lt10"], "s-", ms=3, label="(< 10)")
@@ -656,9 +658,15 @@ def fig_history(inp: Inputs, o: Mapping[str, Any]):
     ax2.plot(r["round"], np.where(np.isfinite(r["tau"]), r["tau"], np.nan), "k:", label=r"$\tau$")
     ax2.set_yscale("log")
     ax2.set_ylabel(r"$\chi^2/\mathrm{dof}$ threshold $\tau$")
+    # the convergence diagnostics of each round (results/model/summary.json judges the last rounds)
+    axs[3].plot(r["round"], np.abs(r["loss_drop"]), "o-", ms=3, label="|loss drop|, last quarter")
+    axs[3].plot(r["round"], r["r_change"], "s-", ms=3, label=r"max $|\Delta R/R|$ (G…Ks)")
+    axs[3].set(xlabel="round", ylabel="relative change", yscale="log")
+    axs[3].legend(fontsize="small")
     last = r.iloc[-1]
     caption = (
-        f"Training history over {len(r)} rounds ({len(h)} epochs): final loss {last['loss']:.3f} (training), "
+        f"Training history over {len(r)} rounds ({len(h)} epochs, {int(r['steps'].sum()):,} optimiser steps at batch "
+        f"{int(r['batch_size'].iloc[-1])}): final loss {last['loss']:.3f} (training), "
         f"{last['val_loss']:.3f} (validation); final ⟨χ²/dof⟩ {last['mean_chi2_dof_lt5']:.3f} (< 5), "
         f"{last['mean_chi2_dof_lt10']:.3f} (< 10); {100 * last['outlier_fraction']:.2f}% of training stars left out "
         f"in the last round (paper: 0.501, 0.502, 2.7%)."

@@ -11,8 +11,10 @@ catalog's survey column and, on the simulated sky, the truth table:
 * ``reddening``: E′ against the dust-map prior (median difference, the fraction moved by > 1σ);
 * ``appendix_b``: the extinction non-linearity of the wide G band (:mod:`.extinction`);
 * ``counts``: test stars per spectroscopic survey and per observed band;
-* ``truth`` (simulated sky only): R against the simulated truth, E′ against the true E, colour residuals
-  against the noise-free true colours;
+* ``training``: the trained model's convergence verdict and schedule (from results/model/summary.json);
+* ``truth`` (simulated sky only): R against the simulated truth, band by band and as R_model = k R_true + c
+  with the recovery criterion (:data:`RECOVERY_CRITERION`), E′ against the true E, colour residuals against
+  the noise-free true colours;
 * ``comparison`` (when a second model is given): the same statistics for it on the same stars.
 """
 
@@ -25,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..bands import BAND_NAMES, BANDS
+from ..io import strict_json
 from .evaluate import colour_name
 
 PERCENTILES = (16.0, 50.0, 84.0)
@@ -104,6 +107,31 @@ def counts(table: pd.DataFrame, survey: pd.Series | None) -> dict[str, Any]:
     return out
 
 
+#: The recovery criterion of R on the simulated sky: R_model = k R_true + c fitted over G ... Ks, with |k - 1| and |c|
+#: at most these, and every band within ``residual`` (relative to R_true) after removing k and c. The scale k is
+#: held by the dust-map prior and the grey offset c by the parallaxes; the sky's grey luminosity term at fixed
+#: labels (README, "Training") pulls c below 0.
+RECOVERY_CRITERION = {"k": 0.03, "c": 0.03, "residual": 0.02}
+
+
+def reddening_vector_recovery(r_model: np.ndarray, r_ref: np.ndarray, n_bands: int = 11) -> dict[str, Any]:
+    """R_model = k R_ref + c, least squares over the first ``n_bands`` bands (G ... Ks); the residual per band
+    relative to R_ref after removing k and c, and whether :data:`RECOVERY_CRITERION` holds."""
+    r_model, r_ref = np.asarray(r_model, np.float64), np.asarray(r_ref, np.float64)
+    k, c = np.linalg.lstsq(np.c_[r_ref[:n_bands], np.ones(n_bands)], r_model[:n_bands], rcond=None)[0]
+    resid = (r_model - (k * r_ref + c)) / r_ref
+    worst = float(np.max(np.abs(resid[:n_bands])))
+    crit = RECOVERY_CRITERION
+    return {
+        "k": float(k),
+        "c": float(c),
+        "residual": dict(zip(BAND_NAMES, resid.tolist(), strict=True)),
+        "max_abs_residual": worst,
+        "criterion": dict(crit),
+        "ok": bool(abs(k - 1) <= crit["k"] and abs(c) <= crit["c"] and worst <= crit["residual"]),
+    }
+
+
 def truth_stats(model, table: pd.DataFrame, truth: pd.DataFrame, window=(200.0, 0.3, 0.2)) -> dict[str, Any]:
     """The model against the simulated truth on the test stars.
 
@@ -125,6 +153,7 @@ def truth_stats(model, table: pd.DataFrame, truth: pd.DataFrame, window=(200.0, 
     r_true = (a_near * e_near[:, None]).sum(axis=0) / (e_near * e_near).sum()
     r_e0 = np.array([np.median(t[f"true_r_{b}"].to_numpy()[near]) for b in BAND_NAMES])
     r_model = model.reddening_vector(theta0)[0]
+    recovery = reddening_vector_recovery(r_model, r_true)
     e_true = t["true_ebv"].to_numpy(np.float64)
     e_fit = table["ebv_fit"].to_numpy(np.float64)
     slope, intercept = np.polyfit(e_true, e_fit, 1)
@@ -137,6 +166,7 @@ def truth_stats(model, table: pd.DataFrame, truth: pd.DataFrame, window=(200.0, 
         "reddening_vector_true_at_median_theta": dict(zip(BAND_NAMES, r_true.tolist(), strict=True)),
         "reddening_vector_true_e0_at_median_theta": dict(zip(BAND_NAMES, r_e0.tolist(), strict=True)),
         "reddening_vector_relative_error": dict(zip(BAND_NAMES, (r_model / r_true - 1).tolist(), strict=True)),
+        "reddening_vector_recovery": recovery,
         "ebv_fit_vs_true": {
             "slope": float(slope),
             "intercept": float(intercept),
@@ -162,17 +192,6 @@ def model_block(model, table: pd.DataFrame, colours: Sequence[tuple[str, str]]) 
     }
 
 
-def _strict(obj: Any) -> Any:
-    """The document with NaN and infinities replaced by null (strict JSON: a statistic with no stars)."""
-    if isinstance(obj, dict):
-        return {k: _strict(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_strict(v) for v in obj]
-    if isinstance(obj, float | np.floating) and not np.isfinite(obj):
-        return None
-    return obj
-
-
 def summarize(
     model,
     table: pd.DataFrame,
@@ -181,13 +200,21 @@ def summarize(
     survey: pd.Series | None = None,
     truth: pd.DataFrame | None = None,
     comparison: tuple[str, Any, pd.DataFrame] | None = None,
+    training: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The summary document (see the module docstring); ``comparison`` is (label, model, table)."""
+    """The summary document (see the module docstring); ``comparison`` is (label, model, table); ``training`` the
+    model's results/model/summary.json, whose convergence verdict and schedule are carried over."""
     out: dict[str, Any] = {
         **model_block(model, table, colours),
         "appendix_b": dict(appendix_b),
         "counts": counts(table, survey),
     }
+    if training is not None:
+        out["training"] = {
+            "converged": training.get("convergence", {}).get("converged"),
+            "convergence": training.get("convergence"),
+            "schedule": training.get("schedule"),
+        }
     if truth is not None:
         out["truth"] = truth_stats(model, table, truth)
     if comparison is not None:
@@ -195,4 +222,4 @@ def summarize(
         out["comparison"] = {"label": label, **model_block(other, other_table, colours)}
         if truth is not None:
             out["comparison"]["truth"] = truth_stats(other, other_table, truth)
-    return _strict(out)
+    return strict_json(out)
