@@ -56,7 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "update_dtype": "float32",
     "min_steps_per_round": 16000,
     "min_batch_size": 128,
-    "convergence": {"loss_drop": 0.01, "r_change": 0.01, "last_rounds": 5},
+    "convergence": {"loss_drop": 0.01, "r_drift": 0.01, "last_rounds": 5},
     "require_converged": False,
 }
 
@@ -111,33 +111,40 @@ def _loss_drop(losses: np.ndarray) -> float:
 def convergence(rounds: pd.DataFrame, o: Mapping[str, Any]) -> dict[str, Any]:
     """The verdict on a training run from its per-round diagnostics (``rounds.csv``).
 
-    Converged when, over the last ``convergence.last_rounds`` rounds, (1) within every round the mean loss changed
-    by at most ``convergence.loss_drop`` (relative) from the third to the last quarter of its steps, and (2)
-    the reddening vector at the median θ moved by at most ``convergence.r_change`` (relative, any band G … Ks)
-    from each round to the next. Both fail when a round ends while the optimiser is still descending
-    (an under-trained model); the thresholds and the measurements behind them are in the README ("Training").
+    Converged when (1) every round from round 1 on (the rounds fitted with the model's own reddenings) settled:
+    its mean loss changed by at most ``convergence.loss_drop`` (relative) from the third to the last quarter of
+    its steps; and (2) the reddening vector at the median θ drifted by at most ``convergence.r_drift``
+    (relative, any band G … Ks) over the last ``convergence.last_rounds`` rounds.
+
+    Small changes in the last rounds alone prove nothing: the learning rate has decayed by then (to 2 % of its
+    start), so an optimiser still far from its optimum moves little per round. Hence (1) looks at every round,
+    and (2) at the net drift over several rounds, which an under-trained model shows as a steady walk of R
+    (measured on the default sky: the paper's 1,550 steps per round leave rounds 1-6 still falling by 1-39 %
+    and R_Ks walking 2.9 % over the last 5 rounds; 16,000 steps per round settle every round from 1 on within
+    0.4 % and leave a drift of 0.4 %).
     """
     c = o["convergence"]
-    n = min(int(c["last_rounds"]), len(rounds))
-    tail = rounds.iloc[-n:]
-    drops = np.abs(tail["loss_drop"].to_numpy())  # a loss that rises within a round has not settled either
-    drop = float(np.nanmax(drops)) if np.isfinite(drops).any() else math.nan
-    r_change = float(np.nanmax(tail["r_change"].to_numpy())) if tail["r_change"].notna().any() else math.nan
+    later = rounds[rounds["round"] >= 1]
+    drops = np.abs(later["loss_drop"].to_numpy())  # a loss that rises within a round has not settled either
+    judged = np.isfinite(drops).any()
+    drop = float(np.nanmax(drops)) if judged else math.nan
+    worst = int(later["round"].to_numpy()[np.nanargmax(drops)]) if judged else None
+    n = min(int(c["last_rounds"]), len(rounds) - 1)
+    r = rounds[[f"r_{b}" for b in BAND_NAMES[:R_BANDS]]].to_numpy()
+    drift = float(np.max(np.abs(r[-1] / r[-1 - n] - 1))) if n >= 1 else math.nan
+    span = [int(rounds["round"].iloc[-1 - n]), int(rounds["round"].iloc[-1])] if n >= 1 else None
     checks = {
-        "loss_drop": {"value": drop, "max": float(c["loss_drop"]), "ok": bool(drop <= c["loss_drop"])},
-        "r_change": {"value": r_change, "max": float(c["r_change"]), "ok": bool(r_change <= c["r_change"])},
+        "loss_drop": {"value": drop, "max": float(c["loss_drop"]), "round": worst, "ok": bool(drop <= c["loss_drop"])},
+        "r_drift": {"value": drift, "max": float(c["r_drift"]), "rounds": span, "ok": bool(drift <= c["r_drift"])},
     }
     failed = [k for k, v in checks.items() if not v["ok"]]
-    verdict = {
-        "converged": not failed,
-        "rounds_judged": [int(k) for k in tail["round"]],
-        "checks": checks,
-    }
+    verdict: dict[str, Any] = {"converged": not failed, "checks": checks}
     if failed:
+        what = ", ".join(f"{k} {checks[k]['value']:.3g} > {checks[k]['max']:g}" for k in failed)
         verdict["advice"] = (
-            f"not converged ({', '.join(failed)} above its maximum over rounds {verdict['rounds_judged']}): give each "
-            f"round more optimiser steps (train.min_steps_per_round, now {int(o['min_steps_per_round'])}; or a "
-            f"smaller train.batch_size / train.min_batch_size, or more train.epochs)"
+            f"not converged ({what}): give each round more optimiser steps (train.min_steps_per_round, now "
+            f"{int(o['min_steps_per_round'])}; or a smaller train.batch_size / train.min_batch_size, or more "
+            "train.epochs)"
         )
     return verdict
 
