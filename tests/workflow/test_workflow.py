@@ -193,6 +193,10 @@ def test_every_figure_summary_and_report(tiny_run):
     assert summary["counts"]["test_stars"] == model["n_per_split"]["test"]
     assert summary["chi2"]["mean_chi2_dof_lt10"] == pytest.approx(model["test_mean_chi2_dof_lt10"], rel=1e-4)
     assert "truth" in summary  # the simulated sky's truth is compared where it exists
+    # 500 optimiser steps a round (small_config) are far too few: both summaries and the report say so
+    assert model["convergence"]["converged"] is False and summary["training"]["converged"] is False
+    assert report.splitlines()[2].startswith("> **WARNING: the model has not converged.**")
+    assert "has NOT converged" in (tmp_path / "results/logs/train_model.log").read_text()
     assert "| ⟨χ²/dof⟩, χ²/dof < 10 |" in report and "## Table 1" in report
     # the Snakemake report holds every figure and Table 1
     r = snakemake("--report", "report.html", workdir=tmp_path)
