@@ -638,7 +638,7 @@ def fig_reddening_refit(inp: Inputs, o: Mapping[str, Any]):
 
 
 def fig_history(inp: Inputs, o: Mapping[str, Any]):
-    """Training history: loss per epoch, and per round ⟨χ²/dof⟩, outlier fraction and τ."""
+    """Training history: loss per optimiser step; per round ⟨χ²/dof⟩, outliers, τ and convergence diagnostics."""
     h, r = inp.history, inp.rounds
     fig, axs = plt.subplots(1, 4, figsize=(13, 2.8))
     step = h["steps"].cumsum().to_numpy()
@@ -663,6 +663,7 @@ def fig_history(inp: Inputs, o: Mapping[str, Any]):
     axs[3].plot(r["round"], r["r_change"], "s-", ms=3, label=r"max $|\Delta R/R|$ (G…Ks)")
     axs[3].set(xlabel="round", ylabel="relative change", yscale="log")
     axs[3].legend(fontsize="small")
+    fig.get_layout_engine().set(wspace=0.08)  # room for the τ axis of the third panel
     last = r.iloc[-1]
     caption = (
         f"Training history over {len(r)} rounds ({len(h)} epochs, {int(r['steps'].sum()):,} optimiser steps at batch "
