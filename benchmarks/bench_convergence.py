@@ -24,25 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from bench_train import PREPARE  # sky and catalog of a given size (benchmarks/ is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "config.yaml"
 CATALOG_PER_SKY_STAR = 0.89  # catalog stars per simulated sky star (89,805 of 100,000 in the default run)
-
-PREPARE = r"""
-import sys, yaml
-from pathlib import Path
-from ddstars.simulate.sky import TABLES, generate
-from ddstars.simulate.maps import write_maps
-from ddstars.catalog.stages import run_all
-cfg = yaml.safe_load(open(sys.argv[1]))
-sim = cfg["simulate"]; sim["n_stars"] = int(sys.argv[2]); out = Path(sys.argv[3])
-paths = {k: out / "archives" / f"{k}.parquet" for k in TABLES} | {"truth": out / "truth.parquet",
-                                                                     "manifest": out / "manifest.json"}
-generate(sim, paths)
-write_maps(sim, out / "sfd", out / "bayestar.h5")
-run_all(paths, out / "sfd", out / "bayestar.h5", out / "catalog", cfg["catalog"])
-"""
 
 
 def train(catalog: Path, workdir: Path, train_options: dict) -> dict:
