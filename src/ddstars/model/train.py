@@ -391,7 +391,6 @@ class EpochRunner:
 
         self._epochs = epochs
         self._evaluate = evaluate
-        self._capacity: dict[int, int] = {}
 
     def tensors(self, p: Prepared, state: RoundState):
         tf = self.tf
