@@ -37,9 +37,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_json(obj: Any, path: str | Path) -> None:
-    """Write ``obj`` as indented, key-sorted JSON, atomically."""
+    """Write ``obj`` as indented, key-sorted, strict JSON (NaN and infinities as null), atomically."""
+    text = json.dumps(strict_json(obj), indent=2, sort_keys=True, default=_json_default, allow_nan=False)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+        tmp.write_text(text + "\n")
 
 
 def strict_json(obj: Any) -> Any:
@@ -48,8 +49,10 @@ def strict_json(obj: Any) -> Any:
         return {k: strict_json(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [strict_json(v) for v in obj]
-    if isinstance(obj, float | np.floating) and not np.isfinite(obj):
-        return None
+    if isinstance(obj, np.ndarray):
+        return strict_json(obj.tolist())
+    if isinstance(obj, float | np.floating):
+        return float(obj) if np.isfinite(obj) else None
     return obj
 
 

@@ -175,6 +175,23 @@ def test_config_changes_rerun_only_what_they_affect(tiny_run, section, key, valu
     assert must_run <= ran and not ran & must_not_run, ran
 
 
+def test_every_json_the_run_writes_is_strict(tiny_run):
+    """null, never a bare NaN or Infinity, in every JSON file of the run (a short run has statistics with no stars)."""
+    tmp_path, _, r = tiny_run
+    assert r.returncode == 0, r.stderr[-3000:]
+
+    def refuse(name):
+        raise ValueError(f"bare {name}")
+
+    files = sorted((tmp_path / "results").rglob("*.json")) + sorted((tmp_path / "resources").rglob("*.json"))
+    assert len(files) > 15
+    for path in files:
+        try:
+            json.loads(path.read_text(), parse_constant=refuse)
+        except ValueError as e:
+            raise AssertionError(f"{path.relative_to(tmp_path)}: {e}") from None
+
+
 def test_every_figure_summary_and_report(tiny_run):
     """The default run draws every figure (PDF, PNG, caption), the validation summary and the report."""
     tmp_path, _, r = tiny_run

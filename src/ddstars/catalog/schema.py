@@ -20,7 +20,7 @@ import pyarrow.dataset as ds
 import yaml
 
 from ..bands import BAND_NAMES, BANDS
-from ..errors import SchemaError
+from ..errors import DataError, SchemaError
 
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "catalog.schema.yaml"
 _ARROW = {
@@ -115,7 +115,13 @@ def open_catalog(path: str | Path) -> ds.Dataset:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"catalog {path} not found")
-    return ds.dataset(path, format="parquet", partitioning="hive" if path.is_dir() else None)
+    try:
+        return ds.dataset(path, format="parquet", partitioning="hive" if path.is_dir() else None)
+    except (pa.ArrowInvalid, OSError) as e:  # not Parquet, or cut short (no footer)
+        raise DataError(
+            f"catalog {path} cannot be read as Parquet ({e}); is it a complete Parquet file (or a folder of them)? "
+            "A file cut short by an interrupted copy or a CSV/FITS table gives this error"
+        ) from None
 
 
 def _rows(mask: np.ndarray, ids: np.ndarray, limit: int = 5) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import pandas as pd
 from .. import provenance
 from ..bands import BAND_NAMES
 from ..errors import ConvergenceError
-from ..io import atomic_path, strict_json, write_json, write_parquet
+from ..io import atomic_path, write_json, write_parquet
 from . import covariance as cv
 from . import train
 from .api import StellarModel
@@ -114,7 +114,7 @@ def run_training(catalog: str | Path, out: Mapping[str, str | Path], options: Ma
             "total": time.perf_counter() - t0,
         },
     }
-    write_json(strict_json(summary), out["summary"])
+    write_json(summary, out["summary"])
     provenance.write(out["provenance"], "train_model", {"train": train.options(options)}, catalog=str(catalog))
     log.info(
         "done: test <chi2/dof> %.3f (chi2/dof < 10), %.2f%% with chi2/dof >= 5, %.1f s in all",

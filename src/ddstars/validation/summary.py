@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 
 from ..bands import BAND_NAMES, BANDS
-from ..io import strict_json
 from .evaluate import colour_name
 
 PERCENTILES = (16.0, 50.0, 84.0)
@@ -222,4 +221,4 @@ def summarize(
         out["comparison"] = {"label": label, **model_block(other, other_table, colours)}
         if truth is not None:
             out["comparison"]["truth"] = truth_stats(other, other_table, truth)
-    return strict_json(out)
+    return out
