@@ -359,7 +359,8 @@ class EpochRunner:
         bt = tf.constant(cv.B.T, dtype=tf.float32)
         variables = model.trainable_variables
 
-        def batch_loss(xb, eb, wb, yb, wt):
+        def batch_loss(xey, wb, wt):
+            xb, eb, yb = xey[:, :3], xey[:, 3], xey[:, 4:]
             bm, r = model(xb, training=True)
             pred = bm + tf.matmul(eb[:, None] * r, bt)
             # W (pred - y) as a broadcast product and a sum: XLA fuses it (a batched matvec of 13 x 13 blocks
@@ -370,12 +371,11 @@ class EpochRunner:
             return data, data + tf.add_n(model.losses)
 
         @tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
-        def epochs(x, e, w, y, perm, wts, n_batches):
+        def epochs(xey, w, perm, wts, n_batches):
             def body(i, losses):
-                idx = perm[i]
-                xb, eb, wb, yb = (tf.gather(a, idx) for a in (x, e, w, y))
+                idx = perm[i]  # two gathers a step: x, E and y packed in one row (measured 10 % faster than three)
                 with tf.GradientTape() as tape:
-                    _, loss = batch_loss(xb, eb, wb, yb, wts[i])
+                    _, loss = batch_loss(tf.gather(xey, idx), tf.gather(w, idx), wts[i])
                 grads = tape.gradient(loss, variables)
                 optimizer.apply(grads, variables)
                 return i + 1, tf.tensor_scatter_nd_update(losses, i[None, None], loss[None])
@@ -385,20 +385,19 @@ class EpochRunner:
             return losses
 
         @tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
-        def evaluate(x, e, w, y, wt):
-            data, total = batch_loss(x, e, w, y, wt)
+        def evaluate(xey, w, wt):
+            data, total = batch_loss(xey, w, wt)
             return data, total
 
         self._epochs = epochs
         self._evaluate = evaluate
 
     def tensors(self, p: Prepared, state: RoundState):
+        """The round's training inputs: [x, E, y] (n, 3 + 1 + 13) and W (n, 13, 13), float32."""
         tf = self.tf
         return (
-            tf.constant(p.x, tf.float32),
-            tf.constant(state.e, tf.float32),
+            tf.constant(np.concatenate([p.x, state.e[:, None], p.y], axis=1), tf.float32),
             tf.constant(state.w, tf.float32),
-            tf.constant(p.y, tf.float32),
         )
 
     def epochs_per_call(self, n_all: int) -> int:
