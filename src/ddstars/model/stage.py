@@ -42,10 +42,11 @@ def run_training(catalog: str | Path, out: Mapping[str, str | Path], options: Ma
     t_read = time.perf_counter() - t0
     log.info("read %d stars from %s in %.1f s", len(stars), catalog, t_read)
     result = train.train(stars, options)
-    verdict = train.convergence(result.rounds, train.options(options))
+    o = train.options(options)
+    verdict = train.convergence(result.rounds, o)
     if not verdict["converged"]:
         log.warning("the model has NOT converged: %s", verdict["advice"])
-        if train.options(options)["require_converged"]:
+        if o["require_converged"]:
             raise ConvergenceError(
                 f"train_model: {verdict['advice']}; or set train.require_converged: false to keep an unconverged "
                 f"model (evidence: {verdict['checks']})"
@@ -115,7 +116,7 @@ def run_training(catalog: str | Path, out: Mapping[str, str | Path], options: Ma
         },
     }
     write_json(summary, out["summary"])
-    provenance.write(out["provenance"], "train_model", {"train": train.options(options)}, catalog=str(catalog))
+    provenance.write(out["provenance"], "train_model", {"train": o}, catalog=str(catalog))
     log.info(
         "done: test <chi2/dof> %.3f (chi2/dof < 10), %.2f%% with chi2/dof >= 5, %.1f s in all",
         summary["test_mean_chi2_dof_lt10"],
