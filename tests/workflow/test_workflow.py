@@ -117,6 +117,7 @@ PHOTO_CLEAN = {"clean_gaia", "clean_ps1", "clean_tmass", "clean_unwise"}
 SKY = {"simulate_sky", "simulate_dustmaps"}
 MODEL_FIGURES = {f"figure_{n}" for n in FIGURES if n not in ("filters", "nonlinearity")}  # read model outputs
 VALIDATION = {"evaluate_test", "validation_summary", "validation_report"}
+COMPARE_FIGURES = {f"figure_{n}" for n, spec in FIGURES.items() if "compare_table" in spec.inputs}  # draw a 2nd model
 
 
 @pytest.mark.parametrize(
@@ -145,6 +146,13 @@ VALIDATION = {"evaluate_test", "validation_summary", "validation_report"}
         ),
         ("validation", "figures", {"chi2": {"bins": 40}}, {"figure_chi2", "validation_report", "all"}, set()),
         ("validation", "dpi", 100, {f"figure_{n}" for n in FIGURES} | {"validation_report", "all"}, {"train_model"}),
+        (
+            "validation",
+            "compare",
+            {"label": "Green et al. 2021", "model": "published"},
+            {"evaluate_comparison", "validation_summary", "validation_report", "all"} | COMPARE_FIGURES,
+            {f"figure_{n}" for n in FIGURES} - COMPARE_FIGURES,
+        ),
         ("dustmaps", "sfd_dir", None, set(), set()),
     ],
     ids=[
@@ -153,6 +161,7 @@ VALIDATION = {"evaluate_test", "validation_summary", "validation_report"}
         "training-hyperparameter",
         "one-figure-option",
         "figure-dpi",
+        "comparison",
         "unchanged-value",
     ],
 )

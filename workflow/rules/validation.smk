@@ -94,7 +94,10 @@ for _name in FIGURES:
             paper=FIGURES[_name].paper,
             options=config["validation"]["figures"].get(_name, {}),
             dpi=config["validation"]["dpi"],
-            compare_label=(compare_config() or {}).get("label"),
+            # only the figures that draw the comparison see it, so turning it on reruns only them
+            compare_label=(
+                (compare_config() or {}).get("label") if "compare_table" in FIGURES[_name].inputs else None
+            ),
         log:
             f"results/logs/figures/{_name}.log",
         benchmark:
