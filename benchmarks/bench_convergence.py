@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,11 +52,11 @@ def train(catalog: Path, workdir: Path, train_options: dict) -> dict:
 
 def compare(r: dict, ref: dict) -> tuple[float, float, float]:
     """R = k R_ref + c over G ... Ks at the median θ, and the largest band residual relative to R_ref."""
-    bands = list(r)[:11]
-    a = np.array([r[b] for b in bands])
-    b = np.array([ref[b] for b in bands])
-    k, c = np.linalg.lstsq(np.c_[b, np.ones(len(b))], a, rcond=None)[0]
-    return float(k), float(c), float(np.max(np.abs((a - (k * b + c)) / b)))
+    from ddstars.bands import BAND_NAMES
+    from ddstars.validation.summary import reddening_vector_recovery
+
+    rec = reddening_vector_recovery([r[b] for b in BAND_NAMES], [ref[b] for b in BAND_NAMES])
+    return rec["k"], rec["c"], rec["max_abs_residual"]
 
 
 def main() -> None:
@@ -103,7 +104,7 @@ def main() -> None:
                 flush=True,
             )
             for d in (tmp / f"run_{n}", tmp / f"ref_{n}"):
-                subprocess.run(["rm", "-rf", str(d)], check=True)
+                shutil.rmtree(d)
 
 
 if __name__ == "__main__":

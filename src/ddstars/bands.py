@@ -58,6 +58,8 @@ BANDS: tuple[Band, ...] = (
 
 BAND_NAMES: tuple[str, ...] = tuple(b.name for b in BANDS)
 N_BANDS = len(BANDS)
+#: G ... Ks: the bands whose reddening vector the convergence and recovery criteria judge (unWISE R is ~0).
+N_R_JUDGED = 11
 
 
 def band_index(name: str) -> int:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..bands import BAND_NAMES, N_BANDS
+from ..bands import BAND_NAMES, N_BANDS, N_R_JUDGED
 from ..errors import ConfigError, DataError
 from . import covariance as cv
 from . import network
@@ -61,7 +61,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 CALL_STARS = 1 << 18  # star-steps per compiled call at most (several short epochs of a small catalog per call)
-R_BANDS = 11  # G ... Ks: the bands whose R the convergence criterion and the recovery criterion judge
 
 
 @dataclass(frozen=True)
@@ -130,7 +129,7 @@ def convergence(rounds: pd.DataFrame, o: Mapping[str, Any]) -> dict[str, Any]:
     drop = float(np.nanmax(drops)) if judged else math.nan
     worst = int(later["round"].to_numpy()[np.nanargmax(drops)]) if judged else None
     n = min(int(c["last_rounds"]), len(rounds) - 1)
-    r = rounds[[f"r_{b}" for b in BAND_NAMES[:R_BANDS]]].to_numpy()
+    r = rounds[[f"r_{b}" for b in BAND_NAMES[:N_R_JUDGED]]].to_numpy()
     drift = float(np.max(np.abs(r[-1] / r[-1 - n] - 1))) if n >= 1 else math.nan
     span = [int(rounds["round"].iloc[-1 - n]), int(rounds["round"].iloc[-1])] if n >= 1 else None
     checks = {
@@ -543,7 +542,7 @@ def train(stars: Stars, user_options: Mapping[str, Any] | None = None) -> Result
         t_fit = time.perf_counter() - t1
         step_losses = np.concatenate(step_losses)
         r_median = network.forward(network.Weights.of(model), x_median)[1][0]
-        r_change = math.nan if r_prev is None else float(np.max(np.abs(r_median / r_prev - 1)[:R_BANDS]))
+        r_change = math.nan if r_prev is None else float(np.max(np.abs(r_median / r_prev - 1)[:N_R_JUDGED]))
         r_prev = r_median
         c = states["train"].chi2_dof
         fin = np.isfinite(c) & usable["train"]

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..bands import BAND_NAMES, BANDS
+from ..bands import BAND_NAMES, BANDS, N_R_JUDGED
 from .evaluate import colour_name
 
 PERCENTILES = (16.0, 50.0, 84.0)
@@ -113,7 +113,7 @@ def counts(table: pd.DataFrame, survey: pd.Series | None) -> dict[str, Any]:
 RECOVERY_CRITERION = {"k": 0.03, "c": 0.03, "residual": 0.02}
 
 
-def reddening_vector_recovery(r_model: np.ndarray, r_ref: np.ndarray, n_bands: int = 11) -> dict[str, Any]:
+def reddening_vector_recovery(r_model: np.ndarray, r_ref: np.ndarray, n_bands: int = N_R_JUDGED) -> dict[str, Any]:
     """R_model = k R_ref + c, least squares over the first ``n_bands`` bands (G ... Ks); the residual per band
     relative to R_ref after removing k and c, and whether :data:`RECOVERY_CRITERION` holds."""
     r_model, r_ref = np.asarray(r_model, np.float64), np.asarray(r_ref, np.float64)
