@@ -135,6 +135,38 @@ def test_normal_result_is_cached_and_assembles_to_the_archive_schema(table, conf
     assert sorted(df[key].astype(str).str.strip()) == sorted(keys)
 
 
+@pytest.mark.parametrize("table", ["gaia_source", "lamost_dr5_ddpayne", "apogee_dr16_allstar"])
+def test_every_response_is_closed_after_a_chunk(table, config, sleeps, monkeypatch):
+    """pyvo drops streamed responses it has parsed; their connections must not be left to the garbage collector.
+
+    The three tables cover a sync query, an async job (several streamed UWS documents) and a file download; a
+    client that fetch_chunk makes for itself is closed when the chunk is done.
+    """
+    inputs = _inputs(table)
+    ids = fetch.chunk_ids(table, config, inputs)
+    made: list[TapClient] = []
+    seen: list[requests.Response] = []
+    closed: list[str] = []
+    make_client = fetch.make_client
+
+    def recording(t, cfg):
+        client = make_client(t, cfg, sleep=sleeps.append, rng=random.Random(1))
+        client.session.hooks["response"].append(lambda r, *_, **__: seen.append(r))
+        close = client.session.close
+        client.session.close = lambda: (closed.append(t), close())
+        made.append(client)
+        return client
+
+    monkeypatch.setattr(fetch, "make_client", recording)
+    with requests_mock.Mocker() as m:
+        _mock(m, table, _body(table))
+        fetch.fetch_chunk(table, ids[0], config, inputs)
+    assert len(made) == 1 and len(seen) >= (1 if services.SPECS[table].mode == "sync" else 4)
+    still_open = [f"{r.request.method} {r.url}" for r in seen if not r.raw.closed]
+    assert still_open == []
+    assert closed == [table]
+
+
 @pytest.mark.parametrize("table", TAP_TABLES)
 def test_empty_result_is_a_complete_chunk_of_zero_rows(table, config, sleeps, tmp_path):
     inputs = _inputs(table)

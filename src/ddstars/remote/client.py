@@ -146,16 +146,35 @@ class ServiceSlots:
 
 # ------------------------------------------------------------------------------------------------ HTTP
 class _Session(requests.Session):
-    """A requests session with a default timeout (pyvo passes none on most calls)."""
+    """A requests session with a default timeout (pyvo passes none on most calls).
+
+    pyvo reads most answers from ``stream=True`` responses and drops them once its parser is done, which may be
+    before the end of the body: such a connection is never returned to the pool, and its socket would be left
+    for the garbage collector. The session keeps those responses until :meth:`release` closes them.
+    """
 
     def __init__(self, timeout: float):
         super().__init__()
         self.default_timeout = timeout
+        self._streamed: list[requests.Response] = []
 
     def request(self, method, url, **kwargs):  # type: ignore[override]
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.default_timeout
-        return super().request(method, url, **kwargs)
+        resp = super().request(method, url, **kwargs)
+        if kwargs.get("stream"):
+            self._streamed.append(resp)
+        return resp
+
+    def release(self) -> None:
+        """Close every streamed response still open (its connection goes back or is closed)."""
+        streamed, self._streamed = self._streamed, []
+        for resp in streamed:
+            resp.close()
+
+    def close(self) -> None:
+        self.release()
+        super().close()
 
 
 def _http_code(err: BaseException) -> int | None:
@@ -248,6 +267,16 @@ class TapClient:
         self.slots = ServiceSlots(lock_dir or Path(".ddstars-locks"), service, max_concurrent, poll_s, sleep=sleep)
         self.attempts = 0  # HTTP request sequences started (for logs and tests)
 
+    def close(self) -> None:
+        """Close the HTTP session and every connection it holds."""
+        self.session.close()
+
+    def __enter__(self) -> TapClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -------------------------------------------------------------------------------------- helpers
     def mask(self, text: str) -> str:
         for s in self._secrets:
@@ -269,7 +298,10 @@ class TapClient:
             self.attempts += 1
             try:
                 with self.slots.slot():
-                    return fn()
+                    try:
+                        return fn()
+                    finally:
+                        self.session.release()
             except DataError:
                 raise
             except (RetryableError, TimeoutError) as err:

@@ -211,15 +211,20 @@ def fetch_chunk(
     cache = cache or cache_for(config)
     if cache.is_complete(table, chunk_id, chunk.request_sha256):
         return cache.data_path(table, chunk_id)
+    own = client is None
     client = client or make_client(table, config)
     t0 = time.monotonic()
-    if spec.kind == "file":
-        data = _fetch_file(spec, chunk, client, cache)
-        query = None
-    else:
-        uploads = {sv.UPLOAD_NAME: chunk.upload} if chunk.upload is not None else None
-        data = to_arrow(client.query(chunk.adql, uploads=uploads, mode=spec.mode))
-        query = chunk.adql
+    try:
+        if spec.kind == "file":
+            data = _fetch_file(spec, chunk, client, cache)
+            query = None
+        else:
+            uploads = {sv.UPLOAD_NAME: chunk.upload} if chunk.upload is not None else None
+            data = to_arrow(client.query(chunk.adql, uploads=uploads, mode=spec.mode))
+            query = chunk.adql
+    finally:
+        if own:  # a client made here is closed here (its connections with it)
+            client.close()
     meta = {
         "service": spec.service,
         "url": strip_userinfo(chunk.url or client.url),
