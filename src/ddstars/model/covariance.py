@@ -193,8 +193,11 @@ def whiten_vectors_t(a: np.ndarray, obs_t: np.ndarray, inflation=(1e-4, 1e-3), f
 
 
 def stars_last(c: np.ndarray, dtype=np.float64) -> np.ndarray:
-    """(n, ...) -> a C-contiguous copy (float64 unless ``dtype``) with the stars axis last."""
-    return np.ascontiguousarray(np.moveaxis(c, 0, -1), dtype=dtype)
+    """(n, ...) -> a C-contiguous copy (float64 unless ``dtype``) with the stars axis last.
+
+    Always a copy: callers work on it in place. (``np.ascontiguousarray`` returns a view when the moved axis
+    has length 1, i.e. a chunk of one star, and the in-place masking then corrupted the caller's array.)"""
+    return np.array(np.moveaxis(c, 0, -1), dtype=dtype, order="C", copy=True)
 
 
 def whitening(c: np.ndarray, observed: np.ndarray, inflation=(1e-4, 1e-3), fallback=(0.02, 0.02)) -> np.ndarray:
