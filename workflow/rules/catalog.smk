@@ -126,39 +126,69 @@ rule reddening_prior:
         "../scripts/catalog_reddening.py"
 
 
-rule build_catalog:
-    input:
-        matched=rules.crossmatch_spectra.output.table,
-        crossmatch=rules.crossmatch_spectra.output.report,
-        offsets=rules.zero_point_offsets.output[0],
-        gaia=f"{CAT}/clean/gaia.parquet",
-        photometry=rules.match_photometry.output.table,
-        reddening=rules.reddening_prior.output[0],
-        counts=[f"{CAT}/clean/{s}.counts.json" for s in SPECTRO_SURVEYS],
-        schema=CATALOG_SCHEMA,
-        code=package_code("catalog"),
-    output:
-        catalog=directory(f"{CAT}/stars"),
-        report=f"{CAT}/build.json",
-        provenance=f"{CAT}/provenance.json",
-    params:
-        surveys=SPECTRO_SURVEYS,
-        provenance={k: config[k] for k in ("backend", "dustmaps", "catalog")},
-        options={
-            k: config["catalog"][k]
-            for k in ("healpix_order", "row_group_size", "survey_priority", "parallax_min_snr", "split")
-        },
-    log:
-        "results/logs/catalog/build_catalog.log",
-    benchmark:
-        "results/benchmarks/catalog/build_catalog.tsv"
-    resources:
-        mem_mb=8000,
-        runtime="1h",
-    conda:
-        "../../envs/catalog.yaml"
-    script:
-        "../scripts/catalog_build.py"
+if not external_catalog():
+
+    rule build_catalog:
+        input:
+            matched=rules.crossmatch_spectra.output.table,
+            crossmatch=rules.crossmatch_spectra.output.report,
+            offsets=rules.zero_point_offsets.output[0],
+            gaia=f"{CAT}/clean/gaia.parquet",
+            photometry=rules.match_photometry.output.table,
+            reddening=rules.reddening_prior.output[0],
+            counts=[f"{CAT}/clean/{s}.counts.json" for s in SPECTRO_SURVEYS],
+            schema=CATALOG_SCHEMA,
+            code=package_code("catalog"),
+        output:
+            catalog=directory(f"{CAT}/stars"),
+            report=f"{CAT}/build.json",
+            provenance=f"{CAT}/provenance.json",
+        params:
+            surveys=SPECTRO_SURVEYS,
+            provenance={k: config[k] for k in ("backend", "dustmaps", "catalog")},
+            options={
+                k: config["catalog"][k]
+                for k in ("healpix_order", "row_group_size", "survey_priority", "parallax_min_snr", "split")
+            },
+        log:
+            "results/logs/catalog/build_catalog.log",
+        benchmark:
+            "results/benchmarks/catalog/build_catalog.tsv"
+        resources:
+            mem_mb=8000,
+            runtime="1h",
+        conda:
+            "../../envs/catalog.yaml"
+        script:
+            "../scripts/catalog_build.py"
+
+else:
+
+    rule import_catalog:
+        input:
+            catalog=external_catalog(),
+            validation=f"{CAT}/validation.json",  # a catalog that fails its schema is not imported
+            schema=CATALOG_SCHEMA,
+            code=package_code("catalog"),
+        output:
+            catalog=directory(f"{CAT}/stars"),
+            report=f"{CAT}/import.json",
+        params:
+            options={
+                k: config["catalog"][k]
+                for k in ("healpix_order", "row_group_size", "split", "strict_photometry")
+            },
+        log:
+            "results/logs/catalog/import_catalog.log",
+        benchmark:
+            "results/benchmarks/catalog/import_catalog.tsv"
+        resources:
+            mem_mb=8000,
+            runtime="1h",
+        conda:
+            "../../envs/catalog.yaml"
+        script:
+            "../scripts/catalog_import.py"
 
 
 rule table1:
@@ -179,13 +209,14 @@ rule table1:
 
 rule validate_catalog:
     input:
-        catalog=catalog_dataset(),
+        catalog=external_catalog() or catalog_dataset(),  # the user's file as given, before its import
         schema=CATALOG_SCHEMA,
         code=package_code("catalog"),
     output:
         f"{CAT}/validation.json",
     params:
         order=None if external_catalog() else config["catalog"]["healpix_order"],
+        external=bool(external_catalog()),
     log:
         "results/logs/catalog/validate_catalog.log",
     conda:

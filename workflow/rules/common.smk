@@ -80,8 +80,9 @@ def external_catalog():
 
 
 def catalog_dataset():
-    """The training catalog every later stage reads: the user's, or the one rule build_catalog writes."""
-    return external_catalog() or f"{CAT}/stars"
+    """The training catalog every later stage reads: written by rule build_catalog, or by rule import_catalog
+    from the user's own (catalog.external)."""
+    return f"{CAT}/stars"
 
 
 # Archive queries of the remote backend (archives.smk), in dependency order.
@@ -137,7 +138,9 @@ def default_targets():
         "results/validation/summary.json",
         "results/validation/report.md",
     ]
-    if not external_catalog():
+    if external_catalog():
+        targets.append(f"{CAT}/import.json")
+    else:
         targets.append(f"{CAT}/offsets.json")
         if config["backend"] == "simulated":
             targets.insert(0, "results/simulation/summary.json")

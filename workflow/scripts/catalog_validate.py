@@ -11,4 +11,4 @@ if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 log_to_file(snakemake.log[0])
-run_validate(snakemake.input.catalog, snakemake.output[0], snakemake.params.order)
+run_validate(snakemake.input.catalog, snakemake.output[0], snakemake.params.order, snakemake.params.external)

@@ -191,9 +191,10 @@ def ledger(
 
 # --------------------------------------------------------------------------------------------- output
 def write_partitioned(
-    cat: pd.DataFrame, out_dir: str | Path, order: int, row_group_size: int = 131072
+    cat: pd.DataFrame, out_dir: str | Path, order: int | None, row_group_size: int = 131072
 ) -> dict[str, Any]:
-    """Write ``cat`` as Hive-partitioned Parquet by HEALPix pixel (nested) at ``order``, atomically.
+    """Write ``cat`` as Hive-partitioned Parquet by HEALPix pixel (nested) at ``order``, atomically
+    (``order`` None: one partition, for an imported catalog without positions).
 
     The dataset is written into a temporary folder beside ``out_dir`` and renamed into place only when
     complete, so an interrupted job never leaves a partial catalog. Rows inside a partition are sorted
@@ -203,16 +204,21 @@ def write_partitioned(
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    name = schema.partition_column(order)
-    pix = hp.ang2pix(2**order, cat["ra"].to_numpy(float), cat["dec"].to_numpy(float), nest=True, lonlat=True)
-    table = schema.to_arrow(cat).append_column(name, pa.array(pix.astype(np.int32), type=pa.int32()))
+    table = schema.to_arrow(cat)
+    if order is None:
+        name, pix, partitioning = None, np.zeros(1), None
+    else:
+        name = schema.partition_column(order)
+        pix = hp.ang2pix(2**order, cat["ra"].to_numpy(float), cat["dec"].to_numpy(float), nest=True, lonlat=True)
+        table = table.append_column(name, pa.array(pix.astype(np.int32), type=pa.int32()))
+        partitioning = ds.partitioning(table.select([name]).schema, flavor="hive")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         ds.write_dataset(
             table,
             tmp / "data",
             format="parquet",
-            partitioning=ds.partitioning(table.select([name]).schema, flavor="hive"),
+            partitioning=partitioning,
             basename_template="part-{i}.parquet",
             max_rows_per_group=row_group_size,
             min_rows_per_group=min(row_group_size, 65536),
@@ -228,7 +234,7 @@ def write_partitioned(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     n_part = len({int(p) for p in np.unique(pix)})
-    log.info("catalog: %d stars in %d partitions (%s) at %s", len(cat), n_part, name, out_dir)
+    log.info("catalog: %d stars in %d partition(s) (%s) at %s", len(cat), n_part, name or "none", out_dir)
     return {"rows": len(cat), "partitions": n_part, "partition_column": name, "order": order}
 
 
@@ -240,11 +246,16 @@ def read_catalog(path: str | Path, columns: Sequence[str] | None = None, filter=
 def table1(cat: pd.DataFrame) -> pd.DataFrame:
     """The paper's Table 1: stars per spectroscopic survey, with a usable parallax and per band."""
     n = len(cat)
-    rows = [("spectra", s, int((cat["survey"].astype(str) == s).sum())) for s in ("lamost", "galah", "apogee")]
+    # a catalog imported without its survey column has no per-survey counts (not zeros)
+    known = cat["survey"].notna().any()
+    rows = [
+        ("spectra", s, int((cat["survey"].astype(str) == s).sum()) if known else pd.NA)
+        for s in ("lamost", "galah", "apogee")
+    ]
     rows.append(("parallax", "parallax_snr_gt_5", int(cat["parallax_usable"].sum())))
     rows += [("band", b, int(cat[f"obs_{b}"].sum())) for b in BAND_NAMES]
-    df = pd.DataFrame(rows, columns=["group", "name", "n"])
-    df["fraction"] = df["n"] / n if n else np.nan
+    df = pd.DataFrame(rows, columns=["group", "name", "n"]).astype({"n": "Int64"})
+    df["fraction"] = df["n"].astype(float) / n if n else np.nan
     df["paper_n"] = df["name"].map(TABLE1_PAPER).astype("Int64")
     df["paper_fraction"] = df["paper_n"].astype(float) / TABLE1_PAPER_N
     return pd.concat(
@@ -280,5 +291,8 @@ def table1_markdown(t1: pd.DataFrame) -> str:
     for r in t1.itertuples():
         paper_n = "" if pd.isna(r.paper_n) else f"{int(r.paper_n):,}"
         paper_f = "" if pd.isna(r.paper_fraction) else f"{100 * r.paper_fraction:.1f}"
-        lines.append(f"| {r.name} | {r.n:,} | {100 * r.fraction:.1f} | {paper_n} | {paper_f} |")
+        if pd.isna(r.n):
+            lines.append(f"| {r.name} | not given | | {paper_n} | {paper_f} |")
+        else:
+            lines.append(f"| {r.name} | {r.n:,} | {100 * r.fraction:.1f} | {paper_n} | {paper_f} |")
     return "\n".join(lines) + "\n"

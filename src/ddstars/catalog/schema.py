@@ -2,7 +2,8 @@
 of a catalog (built here or brought by the user) and the Markdown page docs/catalog.md.
 
 ``python -m ddstars.catalog.schema`` prints the Markdown page; ``python -m ddstars.catalog.schema PATH``
-validates the catalog at PATH (a Hive-partitioned directory or one Parquet file) and prints every problem.
+validates the catalog at PATH (a Hive-partitioned directory or one Parquet file) and prints every problem;
+``--external PATH`` validates a catalog brought by the user (required columns only) and prints what it lacks.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class Column:
     minimum: float | None = None
     maximum: float | None = None
     exclusive_minimum: float | None = None
+    tier: str = "required"  # required | derived | optional (what a catalog brought by the user must hold)
+    derived_from: str = ""  # tier derived: how the import computes it when absent
+    enables: str = ""  # tier optional: what it is needed for
 
     @property
     def arrow(self) -> pa.DataType:
@@ -72,6 +76,9 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
                     c.get("minimum"),
                     c.get("maximum"),
                     c.get("exclusive_minimum"),
+                    c.get("tier", "required"),
+                    str(c.get("derived_from", "")).replace("{band}", name.split("_", 1)[-1]),
+                    str(c.get("enables", "")),
                 )
             )
     return {**doc, "columns": tuple(cols)}
@@ -139,8 +146,11 @@ def _kind_ok(want: pa.DataType, got: pa.DataType) -> bool:
     return got == want
 
 
-def validate_table(table: pa.Table, where: str = "catalog") -> list[dict[str, Any]]:
+def validate_table(table: pa.Table, where: str = "catalog", external: bool = False) -> list[dict[str, Any]]:
     """Every problem of ``table`` against the schema: one dict per (column, problem) with the rows at fault.
+
+    With ``external`` (a catalog brought by the user) only the ``required`` columns must be there; a
+    ``derived`` or ``optional`` column that is there is checked like any other.
 
     Checks: missing columns, wrong types, nulls/NaN where not allowed, values outside enum or range,
     duplicate source_id, errors without magnitudes (or the reverse), obs_<band> masks that disagree with
@@ -163,7 +173,8 @@ def validate_table(table: pa.Table, where: str = "catalog") -> list[dict[str, An
     present = {}
     for c in columns():
         if c.name not in table.column_names:
-            add(c.name, "missing column")
+            if not external or c.tier == "required":
+                add(c.name, "missing column" + (" (required)" if external else ""))
             continue
         col = table.column(c.name)
         if not _kind_ok(c.arrow, col.type):
@@ -218,11 +229,24 @@ def validate_table(table: pa.Table, where: str = "catalog") -> list[dict[str, An
     return problems
 
 
-def validate_catalog(path: str | Path, order: int | None = None) -> list[dict[str, Any]]:
-    """Validate the catalog at ``path``; also checks the HEALPix partition column if ``order`` is given."""
+def capabilities(names: list[str] | set[str]) -> dict[str, Any]:
+    """For a catalog brought by the user with columns ``names``: the columns it lacks by tier, and what each
+    missing optional column would have enabled (what the run cannot produce)."""
+    have = set(names)
+    missing = [c for c in columns() if c.name not in have]
+    return {
+        "missing_required": [c.name for c in missing if c.tier == "required"],
+        "derived_on_import": {c.name: c.derived_from for c in missing if c.tier == "derived"},
+        "cannot_produce": {c.name: c.enables for c in missing if c.tier == "optional"},
+    }
+
+
+def validate_catalog(path: str | Path, order: int | None = None, external: bool = False) -> list[dict[str, Any]]:
+    """Validate the catalog at ``path``; also checks the HEALPix partition column if ``order`` is given.
+    ``external``: a catalog brought by the user (see :func:`validate_table`)."""
     dataset = open_catalog(path)
     table = dataset.to_table()
-    problems = validate_table(table, str(path))
+    problems = validate_table(table, str(path), external)
     if table.num_rows == 0:
         problems.append({"file": str(path), "column": "", "problem": "catalog has no rows"})
     if order is not None and table.num_rows:
@@ -287,14 +311,34 @@ def markdown() -> str:
         'one = cat.to_table(filter=ds.field("healpix_2") == 37).to_pandas()',
         "```",
         "",
-        "A catalog built elsewhere in this schema can replace the archive stages: set `catalog.external` in",
-        "`config/config.yaml` to its path; rule `validate_catalog` checks it and reports every problem with its",
-        "column and rows (also `python -m ddstars.catalog.schema PATH`).",
+        "## Your own catalog",
+        "",
+        "A catalog of your own can replace the archive and catalog stages: set `catalog.external` in",
+        "`config/config.yaml` to its path (one Parquet file or a folder of them). It needs only the columns of",
+        "tier **required** below. Rule `validate_catalog` checks the file and reports every problem with its column",
+        "and rows (also `python -m ddstars.catalog.schema --external PATH`), and lists what the import derives and",
+        "what the run cannot produce without the optional columns it lacks (`results/catalog/validation.json`).",
+        "Rule `import_catalog` then writes `results/catalog/stars/` in the full schema:",
+        "",
+        "- **derived** columns the file lacks are computed as the table says; present ones must agree with that rule;",
+        "- the split: the file's `split` column when it has one, otherwise `catalog.split` (fractions and seed)",
+        "  through the same stable hash of `source_id` as a built catalog;",
+        "- **optional** columns the file lacks are null; columns the schema does not know are left out and listed",
+        "  in `results/catalog/import.json`;",
+        "- with `ra` and `dec` for every star the catalog is HEALPix-partitioned, otherwise it is one file;",
+        "- the photometric systems are checked against the stellar locus of dwarfs at 5,000-6,000 K (a band",
+        "  off by more than 0.2 mag: a warning naming the column and the likely cause, such as Vega magnitudes",
+        "  where AB is expected; an error with `catalog.strict_photometry: true`).",
+        "",
+        "Magnitude systems: Gaia and 2MASS Vega, Pan-STARRS1 AB, unWISE AB (Vega + 2.699 in W1, + 3.339 in W2).",
+        "Errors should include the 0.02 mag floor in quadrature, as the paper's catalog does.",
+        "",
+        "## Columns",
         "",
         "Band columns: `{band}` stands for " + ", ".join(f"`{b.name}`" for b in BANDS) + ".",
         "",
-        "| column | dtype | unit | null allowed | description |",
-        "|---|---|---|---|---|",
+        "| column | dtype | unit | null allowed | tier (your own catalog) | description |",
+        "|---|---|---|---|---|---|",
     ]
     for c in yaml.safe_load(SCHEMA_PATH.read_text())["columns"]:
         name = c["name"]
@@ -306,7 +350,12 @@ def markdown() -> str:
                 extra.append(f"{text} {c[key]}")
         desc = " ".join(str(c["description"]).split()) + (f" ({'; '.join(extra)})" if extra else "")
         null = "yes (NaN/null = not available)" if c["nullable"] else "no"
-        lines.append(f"| `{name}` | {c['dtype']} | {c.get('unit') or '-'} | {null} | {desc} |")
+        tier = c.get("tier", "required")
+        if tier == "derived":
+            tier = f"derived: {c['derived_from']}"
+        elif tier == "optional":
+            tier = f"optional: {c['enables']}"
+        lines.append(f"| `{name}` | {c['dtype']} | {c.get('unit') or '-'} | {null} | {tier} | {desc} |")
     return "\n".join(lines) + "\n"
 
 
@@ -315,7 +364,14 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         sys.stdout.write(markdown())
         return 0
-    problems = validate_catalog(argv[0])
+    external = argv[0] == "--external"
+    if external:
+        argv = argv[1:]
+    problems = validate_catalog(argv[0], external=external)
+    if external:
+        import json
+
+        print(json.dumps(capabilities(open_catalog(argv[0]).schema.names), indent=1))
     if problems:
         print(format_problems(problems))
         return 1

@@ -163,16 +163,34 @@ def run_table1(catalog: PathLike, out_csv: PathLike, out_md: PathLike) -> pd.Dat
     return t1
 
 
-def run_validate(catalog: PathLike, out: PathLike, order: int | None) -> list:
-    """Rule validate_catalog: check a catalog against the schema; write the report, fail on problems."""
-    problems = schema.validate_catalog(catalog, order)
-    write_json({"catalog": str(catalog), "valid": not problems, "problems": problems}, out)
+def run_validate(catalog: PathLike, out: PathLike, order: int | None, external: bool = False) -> list:
+    """Rule validate_catalog: check a catalog against the schema; write the report, fail on problems.
+
+    ``external``: the user's own catalog, as given: only the required columns must be there, and the report
+    lists what the import will derive and what the run cannot produce without the optional columns it lacks.
+    """
+    problems = schema.validate_catalog(catalog, order, external)
+    doc: dict[str, Any] = {"catalog": str(catalog), "valid": not problems, "problems": problems}
+    if external:
+        doc.update(schema.capabilities(schema.open_catalog(catalog).schema.names))
+        for name, what in doc["cannot_produce"].items():
+            log.warning("catalog %s has no column %r: the run cannot produce %s", catalog, name, what)
+    write_json(doc, out)
     if problems:
         message = f"catalog {catalog} fails its schema:\n{schema.format_problems(problems)}"
         log.error(message)
         raise DataError(message)
     log.info("catalog %s is valid", catalog)
     return problems
+
+
+def run_import(catalog: PathLike, out_dir: PathLike, out_report: PathLike, options: Mapping[str, Any]) -> dict:
+    """Rule import_catalog: the user's catalog in the full schema under ``out_dir``, and the import report."""
+    from .external import import_catalog
+
+    report = import_catalog(catalog, out_dir, options)
+    write_json(report, out_report)
+    return report
 
 
 def run_all(
