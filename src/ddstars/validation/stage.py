@@ -152,8 +152,8 @@ def write_report(
         "",
         "The value column is this run's test split. The paper column is Green et al. (2021) on its own test stars "
         "(real Gaia/PS1/2MASS/unWISE stars with LAMOST/APOGEE/GALAH labels; the χ² numbers are those of the "
-        "published model's test subset, METHOD.md §8): the same definitions, other stars. χ² is the paper's "
-        f"definition: {c.get('definition', '')}.",
+        "published model's test subset, METHOD.md §8): the same definitions, other stars. χ² is "
+        f"{c.get('definition', '')}.",
         "",
         "| quantity | value | paper |",
         "|---|---|---|",
