@@ -333,3 +333,79 @@ def test_saved_model_loads_and_predicts_the_same(tmp_path):
     with pytest.raises(FileNotFoundError, match="no trained model"):
         load_model(tmp_path / "nothing")
     json.dumps(res.norm.to_json())
+
+
+def _untrained_model(theta):
+    """A freshly built network with the normalisation and domain of the labels ``theta``."""
+    from ddstars.model import network
+    from ddstars.model.api import Domain, StellarModel
+
+    norm = train.Normalisation.fit(theta)
+    return StellarModel(network.build(seed=1), norm, Domain.fit(norm.x(theta), theta))
+
+
+def test_model_knows_its_training_domain(tmp_path, caplog):
+    import logging
+
+    from ddstars.model import load_model
+
+    rng = np.random.default_rng(4)
+    n = 20000  # dwarfs and giants as the paper's catalog has them, nothing hotter than 7,000 K
+    theta = np.column_stack([rng.uniform(4000, 7000, n), rng.uniform(1.0, 4.8, n), rng.normal(-0.2, 0.3, n)])
+    m = _untrained_model(theta)
+    probe = np.array(
+        [
+            [5500.0, 4.4, -0.1],  # in the middle of the training stars
+            [20000.0, 4.0, 0.0],  # far hotter than any
+            [-100.0, 4.0, 0.0],
+            [5500.0, 9.0, 0.0],  # log g 9
+            [5500.0, 4.4, 3.0],  # [Fe/H] +3
+        ]
+    )
+    assert m.in_domain(probe).tolist() == [True, False, False, False, False]
+    assert m.in_domain(theta[:2000]).mean() > 0.99  # the training stars themselves are inside
+    with caplog.at_level(logging.WARNING, logger="ddstars.model.api"):
+        mags = m.predict_absolute_magnitudes(probe)
+    assert np.isfinite(mags).all() and "4 of 5 θ outside the model's training domain" in caplog.text
+    assert "first rows [1, 2, 3, 4]" in caplog.text and "Teff 4000-7000 K" in caplog.text
+    nan = m.predict_apparent(probe, 10.0, 0.1, outside="nan")
+    assert np.isfinite(nan[0]).all() and np.isnan(nan[1:]).all()
+    with pytest.raises(DataError, match="4 of 5 θ outside"):
+        m.reddening_vector(probe, outside="error")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="ddstars.model.api"):
+        m.predict_absolute_magnitudes(probe, outside="ignore")
+    assert caplog.text == ""
+    with pytest.raises(DataError, match=r"NaN or infinite in 2 row\(s\), first \[1, 2\]"):
+        m.predict_absolute_magnitudes([[5500.0, 4.4, 0.0], [np.nan, 4.0, 0.0], [5000.0, np.inf, 0.0]])
+    # the domain travels with the saved model
+    m.save(tmp_path / "model")
+    back = load_model(tmp_path / "model", outside="error")
+    assert back.in_domain(probe).tolist() == m.in_domain(probe).tolist()
+    np.testing.assert_array_equal(back.domain.density(m.norm.x(theta[:100])), m.domain.density(m.norm.x(theta[:100])))
+    with pytest.raises(DataError, match="outside"):
+        back.predict_absolute_magnitudes(probe)
+
+
+def test_corrupt_or_foreign_model_file_is_named(tmp_path):
+    import keras
+
+    from ddstars.model import load_model
+
+    theta = np.column_stack([np.linspace(4000, 7000, 50), np.linspace(1, 5, 50), np.linspace(-1, 0.3, 50)])
+    _untrained_model(theta).save(tmp_path / "model")
+    model_file = tmp_path / "model" / "model.keras"
+    good = model_file.read_bytes()
+    model_file.write_bytes(good[: len(good) // 2])  # cut short, as an interrupted copy leaves it
+    with pytest.raises(DataError, match=r"model\.keras: not a readable Keras model .*expected the model\.keras"):
+        load_model(tmp_path / "model")
+    model_file.write_text("not a model")
+    with pytest.raises(DataError, match=r"model\.keras: not a readable Keras model"):
+        load_model(tmp_path / "model")
+    x = keras.Input(shape=(3,))
+    keras.Model(x, keras.layers.Dense(2, name="other")(x)).save(model_file)
+    with pytest.raises(DataError, match="without the stellar model's layers BM and R"):
+        load_model(tmp_path / "model")
+    (tmp_path / "model" / "normalisation.json").write_text('{"median": [1, 2]}')
+    with pytest.raises(DataError, match=r"normalisation\.json: not a valid normalisation file \(KeyError"):
+        load_model(tmp_path / "model")

@@ -7,12 +7,20 @@
 Labels θ are (Teff [K], log g [dex, cgs], [Fe/H] [dex]), given as an (n, 3) array, a single triple or a
 pandas DataFrame with columns ``teff``, ``logg``, ``feh``. Magnitudes follow the catalog's systems (Gaia
 and 2MASS Vega, PS1 AB, unWISE AB), band order of :data:`ddstars.bands.BAND_NAMES`.
+
+The model knows where it was trained (:class:`Domain`, saved with it): a θ where the training stars are
+sparse is flagged, by default with a WARNING naming how many and the first rows (``outside="nan"`` gives NaN
+there, ``"error"`` raises, ``"ignore"`` says nothing). A NaN θ is always an error naming its rows.
+
+    >>> m.in_domain([[5780.0, 4.44, 0.0], [20000.0, 4.0, 0.0]])  # array([ True, False])
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +32,8 @@ from ..errors import DataError
 from .covariance import from_colour
 from .network import Weights, forward
 from .train import Normalisation
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
 NORMALISATION_FILE = "normalisation.json"
@@ -42,40 +52,144 @@ def _theta(theta: Any) -> np.ndarray:
     return arr
 
 
-class StellarModel:
-    """A trained data-driven stellar model: the Keras network and its label normalisation."""
+OUTSIDE = ("warn", "nan", "error", "ignore")
 
-    def __init__(self, keras_model, norm: Normalisation):
+
+@dataclass(frozen=True)
+class Domain:
+    """Where the model was trained: training-star counts on a grid of normalised θ (cells of ``cell`` standard
+    deviations of each label). A θ is inside when the cells around it (its own and the 26 next to it) hold at
+    least ``min_stars`` training stars: a smoothed density threshold, as the paper restricts its use of the
+    model to where the training density is high enough (Fig. 13)."""
+
+    cell: float
+    min_stars: int
+    keys: np.ndarray  # (k,) int64, sorted: the occupied cells
+    counts: np.ndarray  # (k,) int64: training stars per occupied cell
+    lo: np.ndarray  # (3,) smallest training θ
+    hi: np.ndarray  # (3,) largest training θ
+
+    _OFFSET = 1 << 20  # cell indices are shifted to be non-negative, 21 bits each
+
+    @classmethod
+    def _key(cls, idx: np.ndarray) -> np.ndarray:
+        i = idx.astype(np.int64) + cls._OFFSET
+        return (i[:, 0] << 42) | (i[:, 1] << 21) | i[:, 2]
+
+    @classmethod
+    def fit(cls, x: np.ndarray, theta: np.ndarray, cell: float = 0.25, min_stars: int = 5) -> Domain:
+        """The domain of training stars at normalised labels ``x`` (n, 3) (θ itself for the ranges)."""
+        keys, counts = np.unique(cls._key(np.floor(x / cell)), return_counts=True)
+        return cls(float(cell), int(min_stars), keys, counts.astype(np.int64), theta.min(axis=0), theta.max(axis=0))
+
+    def density(self, x: np.ndarray) -> np.ndarray:
+        """Training stars in the 27 cells around each normalised θ (n,)."""
+        idx = np.floor(np.nan_to_num(x, nan=0.0) / self.cell).astype(np.int64)
+        idx = np.clip(idx, -self._OFFSET + 1, self._OFFSET - 2)
+        total = np.zeros(len(x), dtype=np.int64)
+        for d in np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1], indexing="ij")).reshape(3, -1).T:
+            k = self._key(idx + d)
+            pos = np.clip(np.searchsorted(self.keys, k), 0, len(self.keys) - 1)
+            total += np.where(self.keys[pos] == k, self.counts[pos], 0)
+        return total
+
+    def inside(self, x: np.ndarray) -> np.ndarray:
+        return self.density(x) >= self.min_stars
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cell": self.cell,
+            "min_stars": self.min_stars,
+            "theta_min": self.lo.tolist(),
+            "theta_max": self.hi.tolist(),
+            "cells": self.keys.tolist(),
+            "counts": self.counts.tolist(),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Domain:
+        return cls(
+            float(d["cell"]),
+            int(d["min_stars"]),
+            np.asarray(d["cells"], dtype=np.int64),
+            np.asarray(d["counts"], dtype=np.int64),
+            np.asarray(d["theta_min"], dtype=np.float64),
+            np.asarray(d["theta_max"], dtype=np.float64),
+        )
+
+
+class StellarModel:
+    """A trained data-driven stellar model: the Keras network, its label normalisation and (for a model trained
+    here) its training domain. ``outside``: what predictions do at θ outside the domain (:data:`OUTSIDE`)."""
+
+    def __init__(self, keras_model, norm: Normalisation, domain: Domain | None = None, outside: str = "warn"):
+        if outside not in OUTSIDE:
+            raise ValueError(f"outside must be one of {', '.join(OUTSIDE)}; got {outside!r}")
         self.keras_model = keras_model
         self.norm = norm
+        self.domain = domain
+        self.outside = outside
         self._w = Weights.of(keras_model)
 
-    def _forward(self, theta: Any) -> tuple[np.ndarray, np.ndarray]:
-        return forward(self._w, self.norm.x(_theta(theta)))
+    def in_domain(self, theta: Any) -> np.ndarray:
+        """Whether each θ lies where the model was trained (True everywhere for a model without a domain)."""
+        th = _theta(theta)
+        if self.domain is None:
+            return np.ones(len(th), dtype=bool)
+        return self.domain.inside(self.norm.x(th))
 
-    def predict_absolute_magnitudes(self, theta: Any) -> np.ndarray:
+    def _forward(self, theta: Any, outside: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        th = _theta(theta)
+        bad = ~np.isfinite(th).all(axis=1)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            raise DataError(f"theta is NaN or infinite in {len(rows)} row(s), first {rows[:5].tolist()}")
+        x = self.norm.x(th)
+        bm, r = forward(self._w, x)
+        policy = outside or self.outside
+        if self.domain is not None and policy != "ignore":
+            out = ~self.domain.inside(x)
+            if out.any():
+                rows = np.flatnonzero(out)
+                msg = (
+                    f"{len(rows)} of {len(th)} θ outside the model's training domain (fewer than "
+                    f"{self.domain.min_stars} training stars nearby; training θ spans Teff "
+                    f"{self.domain.lo[0]:.0f}-{self.domain.hi[0]:.0f} K, log g {self.domain.lo[1]:.2f}-"
+                    f"{self.domain.hi[1]:.2f}, [Fe/H] {self.domain.lo[2]:.2f}-{self.domain.hi[2]:.2f}), first rows "
+                    f"{rows[:5].tolist()} (θ {th[rows[0]].tolist()})"
+                )
+                if policy == "error":
+                    raise DataError(msg)
+                if policy == "nan":
+                    bm, r = bm.copy(), r.copy()
+                    bm[out], r[out] = np.nan, np.nan
+                else:
+                    log.warning("%s: predictions there are extrapolations", msg)
+        return bm, r
+
+    def predict_absolute_magnitudes(self, theta: Any, outside: str | None = None) -> np.ndarray:
         """Dust-free absolute magnitudes M(θ) [mag], shape (n, 13)."""
-        return from_colour(self._forward(theta)[0])
+        return from_colour(self._forward(theta, outside)[0])
 
-    def reddening_vector(self, theta: Any) -> np.ndarray:
+    def reddening_vector(self, theta: Any, outside: str | None = None) -> np.ndarray:
         """Extinction per unit reddening R(θ) = A / E [mag per mag of E(B-V), SFD scale], shape (n, 13)."""
-        return self._forward(theta)[1]
+        return self._forward(theta, outside)[1]
 
-    def predict_apparent(self, theta: Any, distance_modulus: Any, E: Any) -> np.ndarray:
+    def predict_apparent(self, theta: Any, distance_modulus: Any, E: Any, outside: str | None = None) -> np.ndarray:
         """Apparent magnitudes m = M(θ) + μ + E R(θ) [mag], shape (n, 13).
 
         ``distance_modulus`` μ [mag] and ``E`` [mag, SFD E(B-V) scale] broadcast against the stars.
         """
-        bm, r = self._forward(theta)
+        bm, r = self._forward(theta, outside)
         m = from_colour(bm)
         mu = np.asarray(distance_modulus, dtype=np.float64).reshape(-1, 1)
         e = np.asarray(E, dtype=np.float64).reshape(-1, 1)
         return m + mu + e * r
 
-    def as_frame(self, theta: Any) -> pd.DataFrame:
+    def as_frame(self, theta: Any, outside: str | None = None) -> pd.DataFrame:
         """M and R of each star as a DataFrame (columns M_<band>, R_<band>)."""
-        m = self.predict_absolute_magnitudes(theta)
-        r = self.reddening_vector(theta)
+        bm, r = self._forward(theta, outside)
+        m = from_colour(bm)
         return pd.DataFrame(
             {
                 **{f"M_{b}": m[:, i] for i, b in enumerate(BAND_NAMES)},
@@ -95,12 +209,15 @@ class StellarModel:
             os.replace(tmp, folder / MODEL_FILE)
         finally:
             tmp.unlink(missing_ok=True)
-        write_json(self.norm.to_json(), folder / NORMALISATION_FILE)
+        doc = self.norm.to_json()
+        if self.domain is not None:
+            doc["domain"] = self.domain.to_json()
+        write_json(doc, folder / NORMALISATION_FILE)
 
 
-def load_model(path: str | Path) -> StellarModel:
+def load_model(path: str | Path, outside: str = "warn") -> StellarModel:
     """The model in folder ``path`` (``model.keras`` + ``normalisation.json``), or the ``.keras`` file
-    ``path`` with ``normalisation.json`` beside it."""
+    ``path`` with ``normalisation.json`` beside it; ``outside`` as :class:`StellarModel`."""
     import keras
 
     path = Path(path)
@@ -111,7 +228,22 @@ def load_model(path: str | Path) -> StellarModel:
     if not norm_file.is_file():
         raise DataError(f"{norm_file}: the label normalisation is missing; the model cannot be used without it")
     try:
-        norm = Normalisation.from_json(json.loads(norm_file.read_text()))
-    except (KeyError, ValueError) as err:
-        raise DataError(f"{norm_file}: not a valid normalisation file ({err})") from err
-    return StellarModel(keras.saving.load_model(model_file, compile=False), norm)
+        doc = json.loads(norm_file.read_text())
+        norm = Normalisation.from_json(doc)
+        domain = Domain.from_json(doc["domain"]) if "domain" in doc else None
+    except (KeyError, ValueError, TypeError) as err:
+        raise DataError(f"{norm_file}: not a valid normalisation file ({type(err).__name__}: {err})") from err
+    try:
+        keras_model = keras.saving.load_model(model_file, compile=False)
+    except Exception as err:  # Keras raises many kinds (ValueError, OSError, zipfile.BadZipFile, KeyError, ...)
+        raise DataError(
+            f"{model_file}: not a readable Keras model ({type(err).__name__}: {err}); expected the model.keras "
+            "(a zip archive) that rule train_model writes"
+        ) from None
+    names = {layer.name for layer in keras_model.layers}
+    if not {"BM", "R"} <= names:
+        raise DataError(
+            f"{model_file}: a Keras model without the stellar model's layers BM and R (has {sorted(names)}); "
+            "not a model trained by this project"
+        )
+    return StellarModel(keras_model, norm, domain, outside)

@@ -17,7 +17,7 @@ from ..errors import ConvergenceError
 from ..io import atomic_path, write_json, write_parquet
 from . import covariance as cv
 from . import train
-from .api import StellarModel
+from .api import Domain, StellarModel
 from .data import read_stars
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,11 @@ def run_training(catalog: str | Path, out: Mapping[str, str | Path], options: Ma
                 f"train_model: {verdict['advice']}; or set train.require_converged: false to keep an unconverged "
                 f"model (evidence: {verdict['checks']})"
             )
-    model = StellarModel(result.model, result.norm)
+    train_set = stars.split == "train"
+    domain = Domain.fit(
+        result.norm.x(stars.theta[train_set]), stars.theta[train_set], o["domain"]["cell"], o["domain"]["min_stars"]
+    )
+    model = StellarModel(result.model, result.norm, domain)
     model.save(Path(out["model"]).parent)
 
     # Final reddenings and χ²/dof of every star under the final model (test stars from their own photometry).

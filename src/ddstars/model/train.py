@@ -58,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "min_batch_size": 128,
     "convergence": {"loss_drop": 0.01, "r_drift": 0.01, "last_rounds": 5},
     "require_converged": False,
+    "domain": {"cell": 0.25, "min_stars": 5},
 }
 
 CALL_STARS = 1 << 18  # star-steps per compiled call at most (several short epochs of a small catalog per call)
@@ -445,7 +446,7 @@ class Result:
 
 def options(user: Mapping[str, Any] | None) -> dict[str, Any]:
     o = {**DEFAULTS, **(user or {})}
-    for key in ("adam", "chi2_cut", "reddening_update", "convergence"):
+    for key in ("adam", "chi2_cut", "reddening_update", "convergence", "domain"):
         o[key] = {**DEFAULTS[key], **(user or {}).get(key, {})}
     if o["update_dtype"] not in ("float32", "float64"):
         raise ConfigError(f"train.update_dtype is {o['update_dtype']!r}; expected 'float32' or 'float64'")

@@ -35,8 +35,8 @@ PERCENTILES = (16.0, 50.0, 84.0)
 
 #: What ``chi2`` measures, written into the summary beside the numbers.
 CHI2_DEFINITION = (
-    "the paper's (METHOD.md §8; the authors' code computes it so): E′ refitted from the original dust-map prior (Eqs. 8-9), "
-    "χ² = Δᵀ C_pred⁻¹ Δ with Δ = c_obs − B(M + μ + E′R) and C_pred = photometry + parallax + J_M Cθ J_Mᵀ, "
+    "the paper's (METHOD.md §8; the authors' code computes it so): E′ refitted from the original dust-map prior "
+    "(Eqs. 8-9), χ² = Δᵀ C_pred⁻¹ Δ with Δ = c_obs − B(M + μ + E′R) and C_pred = photometry + parallax + J_M Cθ J_Mᵀ, "
     "dof = observed colour-space components − 1; no diagonal inflation"
 )
 CHI2_TRAINING_DEFINITION = (
