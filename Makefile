@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # The default workflow on the built-in simulated sky; everything lands in resources/simulated/ and results/.
+# An interrupted earlier run (Ctrl-C, a killed Snakemake) is recovered: its unfinished jobs are redone.
 run: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/python -m ddstars.runner --cores $(CORES)
 
 # Fast test suite (what CI runs). `make test-all` adds the slow tests.
 test: $(STAMP)

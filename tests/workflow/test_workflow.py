@@ -312,3 +312,53 @@ def test_summary_shows_only_the_edited_figure_out_of_date(tiny_run):
         write_config(tmp_path, cfg)
     stale = {k for k, v in _summary_status(r).items() if v != "ok"}
     assert stale == {f"results/figures/residual_maps.{ext}" for ext in ("pdf", "png", "txt")}
+
+
+def _used_folder(tiny_run, tmp_path):
+    """A copy of the completed tiny run's folder: config, resources and results (an earlier run)."""
+    import shutil
+
+    built, cfg, _ = tiny_run
+    for sub in ("config", "resources", "results", ".snakemake"):
+        shutil.copytree(built / sub, tmp_path / sub, symlinks=True)
+    return json.loads(json.dumps(cfg))
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "words"),
+    [
+        ("catalog", "external", "nowhere/mystars.parquet", "catalog.external: nowhere/mystars.parquet does not exist"),
+        ("dustmaps", "bayestar_file", "resources/elsewhere/bayestar2019.h5", "dustmaps.bayestar_file: resources/else"),
+        ("dustmaps", "sfd_dir", "resources/nosfd", "dustmaps.sfd_dir: resources/nosfd does not exist"),
+    ],
+)
+def test_a_missing_configured_file_stops_before_any_job_in_a_used_folder(tiny_run, tmp_path, section, key, value, words):
+    """B21/D3: in a folder with an earlier run, a config path to a file that is not there must not let the old
+    results stand in for it: the run stops before any job, naming the key and the file, and changes nothing."""
+    cfg = _used_folder(tiny_run, tmp_path)
+    cfg[section][key] = value
+    write_config(tmp_path, cfg)
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "results").rglob("*") if p.is_file()}
+    r = snakemake("--cores", "2", workdir=tmp_path)
+    assert r.returncode != 0
+    assert words in r.stderr + r.stdout
+    after = {p: p.stat().st_mtime_ns for p in (tmp_path / "results").rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_a_moved_dust_map_reruns_the_prior(tiny_run, tmp_path):
+    """D3, the file exists elsewhere: the reddening prior and everything after it rerun from the map now named."""
+    import shutil
+
+    cfg = _used_folder(tiny_run, tmp_path)
+    old = tmp_path / cfg["dustmaps"]["bayestar_file"]
+    new = tmp_path / "resources" / "maps" / "bayestar2019.h5"
+    new.parent.mkdir(parents=True)
+    shutil.copy2(old, new)
+    cfg["dustmaps"]["bayestar_file"] = "resources/maps/bayestar2019.h5"
+    write_config(tmp_path, cfg)
+    r = snakemake("-n", "--cores", "1", workdir=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ran = jobs(r.stdout)
+    assert {"provision_dustmaps", "reddening_prior", "build_catalog", "train_model"} <= ran
+    assert "simulate_sky" not in ran

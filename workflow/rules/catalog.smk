@@ -106,7 +106,7 @@ rule reddening_prior:
         gaia=f"{CAT}/clean/gaia.parquet",
         sfd=dustmap_inputs(config)["sfd"],
         bayestar=dustmap_inputs(config)["bayestar"],
-        provision=ancient(rules.provision_dustmaps.output.report),  # checked maps; a re-check reruns nothing
+        provision=rules.provision_dustmaps.output.report,  # the maps checked (a changed map reruns the prior)
         code=package_code("catalog") + [str(SRC / "ddstars" / "dustmaps_io.py")],
     output:
         f"{CAT}/reddening_prior.parquet",

@@ -31,6 +31,45 @@ SIM_TABLES = [
 ]
 
 
+class ConfigPathError(Exception):
+    """A config key names a file that is not there and that no rule makes."""
+
+
+def check_config_paths():
+    """Stop before any job when a path in the config does not exist and no rule makes it, naming the key and
+    the file: an old result must never stand in for a file that is not there.
+
+    The simulated backend's dust maps are made by rule simulate_dustmaps at fixed paths; any other configured
+    map must exist. (With the remote backend a missing real map reaches rule provision_dustmaps, which says
+    how to download it.) A comparison model (validation.compare) must exist.
+    """
+    simulated = config.get("backend", "simulated") == "simulated"
+    dm = config["dustmaps"]
+    made = {f"{SIM}/dustmaps/sfd", f"{SIM}/dustmaps/bayestar/bayestar2019.h5"}
+    problems = []
+    if simulated:
+        for key in ("sfd_dir", "bayestar_file"):
+            path = str(dm[key]).rstrip("/")
+            if path not in made and not Path(path).exists():
+                problems.append(
+                    f"dustmaps.{key}: {path} does not exist, and with backend 'simulated' only {SIM}/dustmaps/ is "
+                    "made by the workflow (rule simulate_dustmaps); point the key there or at an existing map"
+                )
+    compare = (config.get("validation") or {}).get("compare") or {}
+    for key in ("model", "normalisation"):
+        path = compare.get(key)
+        if path and path != "published" and not Path(path).exists():  # "published": the vendored release
+            problems.append(f"validation.compare.{key}: {path} does not exist")
+    external = config["catalog"].get("external")
+    if external and not Path(external).exists():
+        problems.append(f"catalog.external: {external} does not exist (the catalog of your own to train on)")
+    if problems:
+        raise ConfigPathError("the config names missing files:\n  " + "\n  ".join(problems))
+
+
+check_config_paths()
+
+
 def package_code(*subpackages):
     """Package modules a rule depends on, listed as inputs so that a code change reruns the rule."""
     root = SRC / "ddstars"
@@ -102,6 +141,22 @@ MODEL_FILES = [f"{MODEL}/model.keras", f"{MODEL}/normalisation.json"]
 
 def compare_config():
     return config.get("validation", {}).get("compare")
+
+
+def compare_inputs():
+    """The files the comparison model is read from, so that a changed file reruns its evaluation."""
+    c = compare_config() or {}
+    spec = str(c.get("model", ""))
+    if not spec:
+        return []
+    if spec == "published":
+        root = Path(workflow.basedir) / "resources" / "published" / "green2020"
+        return [str(root / "green2020_nn_model.h5"), str(root / "green2020_theta_normalization.json")]
+    if spec.endswith(".h5"):
+        return [spec] + ([c["normalisation"]] if c.get("normalisation") else [])
+    if spec.endswith(".keras"):
+        return [spec, str(Path(spec).parent / "normalisation.json")]
+    return [f"{spec}/model.keras", f"{spec}/normalisation.json"]
 
 
 def truth_table():

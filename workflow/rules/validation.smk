@@ -27,6 +27,7 @@ rule evaluate_test:
 rule evaluate_comparison:
     input:
         catalog=catalog_dataset(),
+        model=compare_inputs(),
         code=package_code("validation", "model"),
     output:
         table=f"{VAL}/compare/test_stars.parquet",
