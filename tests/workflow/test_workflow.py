@@ -332,7 +332,7 @@ def _used_folder(tiny_run, tmp_path):
         ("dustmaps", "sfd_dir", "resources/nosfd", "dustmaps.sfd_dir: resources/nosfd does not exist"),
     ],
 )
-def test_a_missing_configured_file_stops_before_any_job_in_a_used_folder(tiny_run, tmp_path, section, key, value, words):
+def test_a_missing_config_path_stops_before_any_job_in_a_used_folder(tiny_run, tmp_path, section, key, value, words):
     """B21/D3: in a folder with an earlier run, a config path to a file that is not there must not let the old
     results stand in for it: the run stops before any job, naming the key and the file, and changes nothing."""
     cfg = _used_folder(tiny_run, tmp_path)
