@@ -372,11 +372,22 @@ def check(
 
 
 # ---------------------------------------------------------------------- instructions
-def instructions(report: dict) -> str:
-    """What to download, where to put it and how to verify it, for each missing or bad file."""
+def instructions(report: dict, simulated: bool = False) -> str:
+    """What to download, where to put it and how to verify it, for each missing or bad file; for the simulated
+    sky's maps (``simulated``), how to make them again instead."""
     bad = [e for e in report["files"].values() if e["problems"]]
     if not bad:
         return "All dust-map files are present and pass their checks."
+    if simulated:
+        paths = " ".join(e["path"] for e in bad)
+        return "\n".join(
+            [
+                f"Simulated dust maps not usable: {len(bad)} of {len(report['files'])} file(s) missing or bad "
+                "(backend 'simulated': rule simulate_dustmaps writes them; nothing is to be downloaded):",
+                *(f"* {e['path']}: {'; '.join(e['problems'])}" for e in bad),
+                f"Make them again: rm -f {paths} && make run",
+            ]
+        )
     specs = {spec.name: spec for spec in FILES}
     lines = [
         f"Dust maps not ready: {len(bad)} of {len(report['files'])} file(s) missing or bad. The workflow does not "
@@ -423,15 +434,17 @@ def provision(
     checksums: dict[str, str] | None = None,
     require_full_size: bool = True,
     smoke_query: bool = True,
+    simulated: bool = False,
 ) -> dict:
-    """:func:`check` the files; return the report if all are good, else raise DustMapProvisionError.
+    """:func:`check` the files; return the report if all are good, else raise DustMapProvisionError
+    (``simulated``: the simulated sky's maps, which the workflow makes again rather than downloads).
 
     The error message is :func:`instructions` (what to download, where to put it, how to verify
     it); the report is attached as the exception's ``report`` attribute.
     """
     report = check(sfd_dir, bayestar_file, checksums, require_full_size, smoke_query)
     if not report["ok"]:
-        err = DustMapProvisionError(instructions(report))
+        err = DustMapProvisionError(instructions(report, simulated=simulated))
         err.report = report  # type: ignore[attr-defined]
         raise err
     return report

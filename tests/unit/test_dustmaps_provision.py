@@ -199,3 +199,14 @@ def test_dustmaps_use_leaves_home_untouched(maps, tmp_path):
     assert res.stdout.split() == [str(fname.resolve())]
     assert json.loads(fname.read_text())["scratch"] == 1
     assert not (home / ".dustmapsrc").exists()
+
+
+def test_missing_simulated_map_says_how_to_make_it_again(maps):
+    """The simulated sky's maps (no size check) are regenerated, not downloaded."""
+    (maps["sfd_dir"] / SGP).unlink()
+    with pytest.raises(DustMapProvisionError) as info:
+        provision(maps["sfd_dir"], maps["bayestar"], require_full_size=False, simulated=True)
+    msg = str(info.value)
+    assert "rule simulate_dustmaps writes them; nothing is to be downloaded" in msg
+    assert f"rm -f {(maps['sfd_dir'] / SGP).resolve()} && make run" in msg
+    assert "doi:" not in msg and "curl" not in msg

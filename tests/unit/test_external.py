@@ -11,6 +11,7 @@ import logging
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from ddstars.bands import BAND_NAMES, BANDS
@@ -153,3 +154,34 @@ def test_unwise_in_vega_is_a_warning_or_with_strict_an_error(built, small_catalo
     # the correct catalog passes the same check
     ok = import_catalog(_write(built[REQUIRED], tmp_path / "ok.parquet"), tmp_path / "ok", strict)
     assert ok["photometry"]["findings"] == []
+
+
+def test_a_pandas_float_id_column_gets_the_exact_fix(built, tmp_path):
+    mine = built[[*REQUIRED, "ps1_objid"]].copy()
+    mine["ps1_objid"] = mine["ps1_objid"].astype(float)  # what pandas does to an integer column with gaps
+    problems = schema.validate_table(pa.Table.from_pandas(mine, preserve_index=False), "mine.parquet", external=True)
+    assert [p["column"] for p in problems] == ["ps1_objid"]
+    assert "astype('Int64')" in problems[0]["problem"]
+    mine["ps1_objid"] = mine["ps1_objid"].astype("Int64")  # the fix it names
+    assert schema.validate_table(pa.Table.from_pandas(mine, preserve_index=False), "mine.parquet", external=True) == []
+
+
+def test_schema_command_line(built, tmp_path, capsys):
+    with pytest.raises(SystemExit) as ex:
+        schema.main(["--help"])
+    assert ex.value.code == 0 and "--external" in capsys.readouterr().out
+    src = _write(built[REQUIRED], tmp_path / "mine.parquet")
+    assert schema.main(["--external", src]) == 0
+    out = capsys.readouterr().out
+    assert f"{src}: valid" in out and '"cannot_produce"' in out
+    assert schema.main([src]) == 1  # as a built catalog it lacks columns
+    assert "missing column" in capsys.readouterr().out
+
+
+def test_progress_line_has_an_eta(capsys):
+    from ddstars.logs import progress
+
+    line = progress("train_model", 5, 20, 50.0, "rounds")
+    assert line.startswith("train_model: 5/20 rounds, 50 s, about 150 s left (ETA ")
+    assert capsys.readouterr().err.strip() == line
+    assert progress("train_model", 20, 20, 200.0, "rounds") == "train_model: 20/20 rounds, 200 s"

@@ -28,6 +28,7 @@ try:
         checksums=snakemake.params.checksums,
         require_full_size=snakemake.params.require_full_size,
         smoke_query=True,
+        simulated=not snakemake.params.require_full_size,  # the simulated backend's maps
     )
 except DustMapProvisionError as err:
     logging.getLogger("ddstars").error("%s", err)

@@ -178,7 +178,13 @@ def validate_table(table: pa.Table, where: str = "catalog", external: bool = Fal
             continue
         col = table.column(c.name)
         if not _kind_ok(c.arrow, col.type):
-            add(c.name, f"type {col.type}, expected {c.dtype}")
+            hint = ""
+            if pa.types.is_integer(c.arrow) and pa.types.is_floating(col.type):
+                hint = (
+                    f" (pandas stores an integer column with missing values as float: write it as a nullable "
+                    f"integer, df[{c.name!r}] = df[{c.name!r}].astype('Int64'), before to_parquet)"
+                )
+            add(c.name, f"type {col.type}, expected {c.dtype}{hint}")
             continue
         values = col.to_pandas()
         null = values.isna().to_numpy()
@@ -360,22 +366,33 @@ def markdown() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m ddstars.catalog.schema",
+        description="Validate a training catalog against the schema and print every problem (exit status 1 if "
+        "any); without PATH, print the Markdown page docs/catalog.md.",
+    )
+    parser.add_argument("path", nargs="?", help="catalog: one Parquet file or a Hive-partitioned folder")
+    parser.add_argument(
+        "--external",
+        action="store_true",
+        help="a catalog of your own (catalog.external): only the required columns must be there; also print what "
+        "the import derives and what the run cannot produce",
+    )
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.path is None:
         sys.stdout.write(markdown())
         return 0
-    external = argv[0] == "--external"
-    if external:
-        argv = argv[1:]
-    problems = validate_catalog(argv[0], external=external)
-    if external:
+    problems = validate_catalog(args.path, external=args.external)
+    if args.external:
         import json
 
-        print(json.dumps(capabilities(open_catalog(argv[0]).schema.names), indent=1))
+        print(json.dumps(capabilities(open_catalog(args.path).schema.names), indent=1))
     if problems:
         print(format_problems(problems))
         return 1
-    print(f"{argv[0]}: valid")
+    print(f"{args.path}: valid")
     return 0
 
 

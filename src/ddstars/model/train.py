@@ -30,6 +30,7 @@ import pandas as pd
 
 from ..bands import BAND_NAMES, N_BANDS, N_R_JUDGED
 from ..errors import ConfigError, DataError
+from ..logs import progress
 from . import covariance as cv
 from . import network
 from .data import Stars
@@ -588,6 +589,7 @@ def train(stars: Stars, user_options: Mapping[str, Any] | None = None) -> Result
             t_fit,
             row["elapsed_s"],
         )
+        progress("train_model", k + 1, o["n_rounds"], row["elapsed_s"], f"rounds (loss {row['loss']:.4f})")
     return Result(model, norm, pd.DataFrame(history), pd.DataFrame(rounds), states, usable)
 
 
