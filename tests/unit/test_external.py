@@ -54,6 +54,10 @@ def test_minimal_catalog_imports_to_the_built_one(built, small_catalog, tmp_path
     report = import_catalog(src, tmp_path / "stars", small_catalog["options"])
     got = _imported(tmp_path / "stars")
     assert len(got) == len(built) == report["rows"]
+    import hashlib
+
+    (read,) = report["source_files"]
+    assert read["md5"] == hashlib.md5((tmp_path / "mine.parquet").read_bytes()).hexdigest()
     # derived columns equal the build's
     for col in ["parallax_usable", "split", *(f"obs_{b}" for b in BAND_NAMES)]:
         assert (got[col].to_numpy() == built[col].to_numpy()).all(), col

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, jobs, small_config, snakemake, write_config
@@ -362,3 +363,24 @@ def test_a_moved_dust_map_reruns_the_prior(tiny_run, tmp_path):
     ran = jobs(r.stdout)
     assert {"provision_dustmaps", "reddening_prior", "build_catalog", "train_model"} <= ran
     assert "simulate_sky" not in ran
+
+
+def test_provenance_records_the_files_read_with_checksums(tiny_run):
+    import hashlib
+
+    tmp_path, cfg, _ = tiny_run
+
+    def md5(path):
+        return hashlib.md5(Path(path).read_bytes()).hexdigest()
+
+    cat = json.loads((tmp_path / "results/catalog/provenance.json").read_text())
+    maps = cat["dust_maps"]
+    bayestar = tmp_path / cfg["dustmaps"]["bayestar_file"]
+    assert maps["bayestar2019.h5"]["path"] == str(bayestar.resolve())
+    assert maps["bayestar2019.h5"]["checksum"]["md5"] == md5(bayestar)
+    train = json.loads((tmp_path / "results/model/provenance.json").read_text())
+    parts = sorted((tmp_path / "results/catalog/stars").rglob("*.parquet"))
+    assert [f["path"] for f in train["files_read"]] == [str(p.resolve()) for p in parts]
+    assert all(f["md5"] == md5(f["path"]) for f in train["files_read"])
+    val = json.loads((tmp_path / "results/validation/provenance.json").read_text())
+    assert {Path(f["path"]).name for f in val["files_read"]} == {"model.keras", "normalisation.json"}

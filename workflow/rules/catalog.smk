@@ -136,6 +136,7 @@ if not external_catalog():
             gaia=f"{CAT}/clean/gaia.parquet",
             photometry=rules.match_photometry.output.table,
             reddening=rules.reddening_prior.output[0],
+            provision=rules.provision_dustmaps.output.report,  # the maps read, recorded in the provenance
             counts=[f"{CAT}/clean/{s}.counts.json" for s in SPECTRO_SURVEYS],
             schema=CATALOG_SCHEMA,
             code=package_code("catalog"),

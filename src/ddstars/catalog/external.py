@@ -121,8 +121,11 @@ def import_catalog(
     )
     order = int(o.get("healpix_order", 2)) if positions else None
     written = build.write_partitioned(df, out_dir, order, int(o.get("row_group_size", 131072)))
+    from .. import provenance
+
     report = {
         "source": str(src),
+        "source_files": provenance.files_read(src),  # what was read: path, size, MD5
         "rows": len(df),
         "columns_given": given,
         "ignored_columns": [c for c in given if c not in known],

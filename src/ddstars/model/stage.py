@@ -124,7 +124,9 @@ def run_training(catalog: str | Path, out: Mapping[str, str | Path], options: Ma
         },
     }
     write_json(summary, out["summary"])
-    provenance.write(out["provenance"], "train_model", {"train": o}, catalog=str(catalog))
+    provenance.write(
+        out["provenance"], "train_model", {"train": o}, catalog=str(catalog), files_read=provenance.files_read(catalog)
+    )
     log.info(
         "done: test <chi2/dof> %.3f (chi2/dof < 10), %.2f%% with chi2/dof >= 5 (with training's diagonal "
         "inflation), %.1f s in all",

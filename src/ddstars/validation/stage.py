@@ -106,8 +106,13 @@ def run_summary(
         training=read_json(training_summary_path) if training_summary_path else None,
     )
     write_json(doc, out["summary"])
+    model_files = [Path(model_dir) / "model.keras", Path(model_dir) / "normalisation.json"]
     provenance.write(
-        out["provenance"], "validation_summary", {"colours": colours, "compare": compare}, model=str(model_dir)
+        out["provenance"],
+        "validation_summary",
+        {"colours": colours, "compare": compare},
+        model=str(model_dir),
+        files_read=provenance.files_read([f for f in model_files if f.is_file()]),
     )
     return doc
 
