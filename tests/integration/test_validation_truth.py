@@ -201,3 +201,12 @@ def test_comparison_with_the_published_model(validated, trained_sky, tmp_path):
         cap = stage.run_figure(name, inputs, out, None, dpi=40, compare_label=c["label"])
         assert out["png"].stat().st_size > 0 and out["pdf"].read_bytes().startswith(b"%PDF")
         assert "Green et al. 2021" in cap or "comparison" in cap
+
+
+def test_test_stars_are_inside_the_training_domain_and_far_labels_are_not(validated):
+    """The test split is drawn like the training split: nearly all of it lies in the model's domain; labels no
+    training star is near (a B star, a giant hotter than any, [Fe/H] +1) do not."""
+    c = validated["summary"]["counts"]
+    assert c["outside_training_domain"] <= 0.01 * c["test_stars"]
+    far = [[15000.0, 4.0, 0.0], [7500.0, 1.0, 0.0], [5000.0, 4.5, 1.0]]
+    assert not validated["model"].in_domain(far).any()

@@ -21,6 +21,7 @@ catalog's survey column and, on the simulated sky, the truth table:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,6 +30,8 @@ import pandas as pd
 
 from ..bands import BAND_NAMES, BANDS, N_R_JUDGED
 from .evaluate import colour_name
+
+log = logging.getLogger(__name__)
 
 PERCENTILES = (16.0, 50.0, 84.0)
 
@@ -227,6 +230,17 @@ def summarize(
         "appendix_b": dict(appendix_b),
         "counts": counts(table, survey),
     }
+    if getattr(model, "domain", None) is not None:  # test stars where the model extrapolates (a model trained here)
+        outside = ~model.in_domain(table[["teff", "logg", "feh"]].to_numpy(np.float64))
+        out["counts"]["outside_training_domain"] = int(outside.sum())
+        if outside.any():
+            log.warning(
+                "%d of %d test stars lie outside the model's training domain (fewer than %d training stars nearby): "
+                "their predictions are extrapolations",
+                int(outside.sum()),
+                len(table),
+                model.domain.min_stars,
+            )
     if training is not None:
         out["training"] = {
             "converged": training.get("convergence", {}).get("converged"),
