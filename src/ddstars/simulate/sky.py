@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..bands import BAND_NAMES, band_index
 from ..io import ParquetChunkWriter, sha256, write_json
+from ..logs import progress
 from . import surveys
 from .dust import DustModel
 from .galaxy import COMPONENTS, SightlineGrid, build_sightline_grid, draw_pool, in_label_window
@@ -248,6 +249,7 @@ def generate(cfg: dict[str, Any], paths: dict[str, str | Path], models: Models |
     chunk_seqs = np.random.SeedSequence([cfg["seed"], 1]).spawn(len(sizes))
     writers = {k: ParquetChunkWriter(paths[k]) for k in (*TABLES, "truth")}
     serial = {"star": 0, "gaia": 0, "ps1": 0, "unwise": 0, "lamost": 0, "apogee": 0, "galah": 0, "tmass": 0}
+    t_all = time.perf_counter()
     try:
         for i, (size, cseq) in enumerate(zip(sizes, chunk_seqs, strict=True)):
             t0 = time.perf_counter()
@@ -275,6 +277,7 @@ def generate(cfg: dict[str, Any], paths: dict[str, str | Path], models: Models |
                 ", ".join(f"{k} {len(v):,}" for k, v in tables.items()),
                 time.perf_counter() - t0,
             )
+            progress("simulate_sky", i + 1, len(sizes), time.perf_counter() - t_all, "chunks")
         for w in writers.values():
             w.close()
     except BaseException:
