@@ -169,3 +169,25 @@ def test_a_chunk_of_one_star_leaves_the_inputs_alone_and_repeats(setup):
     assert one[0].e[0] == one[1].e[0] == one[2].e[0] and one[0].chi2_dof[0] == one[2].chi2_dof[0]
     by_one = ev.evaluate(_Model(setup["w"], setup["norm"]), s, None, setup["colours"], chunk=1)
     pd.testing.assert_frame_equal(by_one, setup["table"], rtol=1e-6)
+
+
+@pytest.mark.parametrize(("ge5", "warned"), [(0.89, True), (0.024, False)])
+def test_report_warns_when_most_test_stars_are_not_described(tmp_path, ge5, warned):
+    """A model that does not describe its test stars (89 % at χ²/dof ≥ 5 in a real unconverged run) gets a warning
+    line at the top of the report, whatever the convergence verdict says."""
+    import json
+
+    from ddstars.validation.stage import write_report
+
+    chi2 = {"definition": "the paper's", "n": 100, "mean_chi2_dof_lt5": 1.0, "mean_chi2_dof_lt10": 1.1}
+    doc = {
+        "chi2": {**chi2, "fraction_chi2_dof_ge5": ge5},
+        "training": {"converged": True},
+        "appendix_b": {"delta_a_ref_numerical": -0.037},
+        "reddening_vector": {"at_median_theta": {"gaia_g": 2.3}},
+    }
+    (tmp_path / "summary.json").write_text(json.dumps(doc))
+    (tmp_path / "table1.md").write_text("| |\n")
+    write_report(tmp_path / "summary.json", tmp_path / "table1.md", [], tmp_path / "report.md")
+    text = (tmp_path / "report.md").read_text()
+    assert (f"WARNING: {100 * ge5:.1f}% of the test stars have χ²/dof ≥ 5" in text) is warned

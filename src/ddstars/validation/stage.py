@@ -134,6 +134,10 @@ def run_figure(
     )
 
 
+#: Above this fraction of test stars with χ²/dof ≥ 5 (the paper's: 2.4 %) the report starts with a warning.
+SUSPECT_GE5 = 0.10
+
+
 def write_report(
     summary_path: str | Path, table1_path: str | Path, captions: Sequence[str | Path], out: str | Path
 ) -> None:
@@ -147,6 +151,14 @@ def write_report(
         lines += [
             f"> **WARNING: the model has not converged.** {training['convergence'].get('advice', '')}. Every number "
             "and figure below comes from an under-trained model.",
+            "",
+        ]
+    ge5 = c.get("fraction_chi2_dof_ge5")
+    if ge5 is not None and ge5 > SUSPECT_GE5:
+        lines += [
+            f"> **WARNING: {100 * ge5:.1f}% of the test stars have χ²/dof ≥ 5** (paper: 2.4%): the model does not "
+            "describe them. Typical causes: a model that has not converged, a band in the wrong photometric system "
+            "(results/catalog/import.json for a catalog of your own), or labels on another scale.",
             "",
         ]
     lines += [
