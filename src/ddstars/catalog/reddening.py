@@ -17,6 +17,7 @@ truncation at zero is used here. Maps are queried in batches of ``batch`` stars,
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +26,7 @@ import pandas as pd
 from scipy.stats import truncnorm
 
 from ..dustmaps_io import query_bayestar, query_sfd
+from ..logs import progress
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +66,10 @@ def reddening_prior(
     s_bay = np.full(n, np.nan)
     rng = np.random.default_rng(o["seed"])
     k = int(o["n_samples"])
-    for start in range(0, len(cand), int(o["batch"])):  # batches of stars, vectorised inside
-        idx = cand[start : start + int(o["batch"])]
+    batch = int(o["batch"])
+    n_batches, t0 = -(-len(cand) // batch), time.perf_counter()
+    for start in range(0, len(cand), batch):  # batches of stars, vectorised inside
+        idx = cand[start : start + batch]
         a = -plx[idx] / sig[idx]
         draws = truncnorm.rvs(
             a[:, None], np.inf, loc=plx[idx, None], scale=sig[idx, None], size=(len(idx), k), random_state=rng
@@ -77,6 +81,8 @@ def reddening_prior(
         e = query_bayestar(bayestar_fname, ll, bb, d_kpc, mode="random_sample", rng_seed=seed)
         e_bay[idx] = e.mean(axis=1)
         s_bay[idx] = e.std(axis=1)
+        if n_batches > 1:
+            progress("reddening_prior", start // batch + 1, n_batches, time.perf_counter() - t0, "Bayestar batches")
 
     use_bay = np.isfinite(e_bay) & np.isfinite(s_bay)
     ebv = np.where(beyond, sfd, np.where(use_bay, e_bay, 0.0))
