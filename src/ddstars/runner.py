@@ -71,13 +71,48 @@ def other_snakemakes(workdir: Path) -> list[int]:
     return found
 
 
+def config_error(path: Path) -> str | None:
+    """A YAML syntax error in ``path``, with its line and column (Snakemake names neither), or None."""
+    import yaml
+
+    if not path.is_file():
+        return None
+    try:
+        yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        return f"{path}:{where}: not valid YAML ({problem}); tabs cannot indent YAML"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    import time
+
     args = list(sys.argv[1:] if argv is None else argv)
     workdir = Path.cwd()
     if "--directory" in args:
         workdir = Path(args[args.index("--directory") + 1])
+    configs = [workdir / "config" / "config.yaml"]
+    if "--configfile" in args:
+        configs.append(Path(args[args.index("--configfile") + 1]))
+    for cfg in configs:
+        problem = config_error(cfg)
+        if problem:
+            print(f"ddstars: {problem}", file=sys.stderr)
+            return 1
+    dry = "-n" in args or "--dry-run" in args
+    started = time.time()
     run = ["--rerun-incomplete", *args]
     result = _snakemake(run, capture=True)
+    if result.returncode in (130, -2):
+        print(
+            "ddstars: interrupted. Run the same command again to go on: the jobs left unfinished are redone, "
+            "finished ones are kept",
+            file=sys.stderr,
+        )
+        return 130
     if result.returncode != 0 and "LockException" in result.stdout:
         others = other_snakemakes(workdir)
         if others:
@@ -97,9 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         if unlock.returncode != 0:
             return unlock.returncode
         result = _snakemake(run, capture=True)
-    if result.returncode == 0:
+    if result.returncode == 0 and not dry:
         report = workdir / REPORT
-        where = f"report {report}, summary {workdir / SUMMARY}" if report.is_file() else f"results in {workdir}"
+        fresh = report.is_file() and report.stat().st_mtime >= started  # written by this run
+        where = f"report {report}, summary {workdir / SUMMARY}" if fresh else f"results in {workdir}"
         print(f"ddstars: done; {where}")
     return result.returncode
 

@@ -4,13 +4,16 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-# Stop before any job runs if the config has an unknown key, a wrong type or a value out of range;
-# the message names the key (jsonschema path) and the value found.
-validate(config, schema="../schemas/config.schema.yaml")
-
 SRC = Path(workflow.basedir) / "src"
 if str(SRC) not in sys.path:
     sys.path.insert(0, str(SRC))  # the archive interface decides where each archive table lives
+
+from ddstars.configcheck import check_config  # noqa: E402
+
+# Stop before any job runs if the config has an unknown key, a wrong type or a value out of range, with one
+# line per problem naming the key (check_config); then Snakemake's own validation, which fills defaults.
+check_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+validate(config, schema="../schemas/config.schema.yaml")
 
 from ddstars.archives import table_path  # noqa: E402
 from ddstars.remote.services import SPECS as REMOTE_SPECS  # noqa: E402

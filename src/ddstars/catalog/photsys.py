@@ -35,6 +35,7 @@ import argparse
 import functools
 import json
 import logging
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -431,6 +432,8 @@ def enforce(report: PhotometryReport, strict: bool, where: str) -> dict[str, Any
             log.info("%s: photometric-system check skipped %s: %s", where, b.column, b.note)
     for f in report.findings:
         log.warning("%s: %s", where, f.message)
+        if not strict:  # on the console too (the rule's log alone is easily missed)
+            print(f"WARNING: {where}: {f.message}", file=sys.stderr, flush=True)
     if strict and report.findings:
         raise DataError(
             f"{where}: photometric-system check failed for {', '.join(f.column for f in report.findings)}: "

@@ -238,7 +238,8 @@ def load_model(path: str | Path, outside: str = "warn") -> StellarModel:
     except Exception as err:  # Keras raises many kinds (ValueError, OSError, zipfile.BadZipFile, KeyError, ...)
         raise DataError(
             f"{model_file}: not a readable Keras model ({type(err).__name__}: {err}); expected the model.keras "
-            "(a zip archive) that rule train_model writes"
+            "(a zip archive) that rule train_model writes. Snakemake does not remake an output that is newer "
+            "than its inputs: delete the file and run again, or run with --forcerun train_model"
         ) from None
     names = {layer.name for layer in keras_model.layers}
     if not {"BM", "R"} <= names:
