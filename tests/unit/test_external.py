@@ -140,7 +140,7 @@ def test_extra_columns_are_ignored_and_listed(built, small_catalog, tmp_path):
     assert "my_flag" not in build.read_catalog(tmp_path / "stars").columns
 
 
-def test_unwise_in_vega_is_a_warning_or_with_strict_an_error(built, small_catalog, tmp_path, caplog):
+def test_unwise_in_vega_is_a_warning_or_with_strict_an_error(built, small_catalog, tmp_path, caplog, capsys):
     mine = built[REQUIRED].copy()
     for b in BANDS:
         if b.survey == "unwise":
@@ -151,6 +151,8 @@ def test_unwise_in_vega_is_a_warning_or_with_strict_an_error(built, small_catalo
     flagged = {f["column"]: f["cause"] for f in report["photometry"]["findings"]}
     assert flagged == {"mag_unwise_w1": "vega_instead_of_ab", "mag_unwise_w2": "vega_instead_of_ab"}
     assert "mag_unwise_w1" in caplog.text and "Vega" in caplog.text
+    console = capsys.readouterr().err  # on the console too, not only in the rule's log
+    assert "WARNING: " in console and "mag_unwise_w1 is 2.70 mag brighter" in console
     strict = {**small_catalog["options"], "strict_photometry": True}
     with pytest.raises(DataError, match="vega.parquet.*mag_unwise_w1"):
         import_catalog(src, tmp_path / "strict", strict)
