@@ -2,7 +2,8 @@
 
 Snakemake's ``validate`` reports a schema error with the whole schema and config printed after it (thousands of
 lines); :func:`check_config` runs first and says only what is wrong and where. It also checks what a JSON
-schema cannot say: the split fractions sum to 1, the validation colours name known bands.
+schema cannot say: the split fractions sum to 1, the validation colours name known bands. :func:`check_paths`
+stops a run whose config names a file that is not there and that no rule makes.
 """
 
 from __future__ import annotations
@@ -44,3 +45,34 @@ def check_config(config: Mapping[str, Any], schema_path: str | Path) -> None:
                 problems.append(str(err))
     if problems:
         raise ConfigError("the config has " + f"{len(problems)} problem(s):\n  " + "\n  ".join(problems))
+
+
+def check_paths(config: Mapping[str, Any], sim_root: str = "resources/simulated") -> None:
+    """Raise :class:`ConfigError` naming each config path that does not exist and that no rule makes, so an
+    earlier run's results never stand in for it.
+
+    The simulated backend's dust maps are made by rule simulate_dustmaps under ``sim_root``; any other
+    configured map must exist (with the remote backend a missing real map reaches rule provision_dustmaps,
+    which says how to download it). A catalog of the user's own and a comparison model must exist
+    (``"published"`` names the vendored release).
+    """
+    problems = []
+    if config.get("backend", "simulated") == "simulated":
+        made = {f"{sim_root}/dustmaps/sfd", f"{sim_root}/dustmaps/bayestar/bayestar2019.h5"}
+        for key in ("sfd_dir", "bayestar_file"):
+            path = str(config["dustmaps"][key]).rstrip("/")
+            if path not in made and not Path(path).exists():
+                problems.append(
+                    f"dustmaps.{key}: {path} does not exist, and with backend 'simulated' only {sim_root}/dustmaps/ "
+                    "is made by the workflow (rule simulate_dustmaps); point the key there or at an existing map"
+                )
+    compare = (config.get("validation") or {}).get("compare") or {}
+    for key in ("model", "normalisation"):
+        path = compare.get(key)
+        if path and path != "published" and not Path(path).exists():
+            problems.append(f"validation.compare.{key}: {path} does not exist")
+    external = config["catalog"].get("external")
+    if external and not Path(external).exists():
+        problems.append(f"catalog.external: {external} does not exist (the catalog of your own to train on)")
+    if problems:
+        raise ConfigError("the config names missing files:\n  " + "\n  ".join(problems))

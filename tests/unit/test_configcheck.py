@@ -50,3 +50,24 @@ def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path):
     msg = config_error(bad)
     assert msg.startswith(f"{bad}: line ") and "column" in msg and "not valid YAML" in msg
     assert config_error(ROOT / "config" / "config.yaml") is None
+
+
+def test_missing_config_paths_are_named(tmp_path, monkeypatch):
+    from ddstars.configcheck import check_paths
+
+    monkeypatch.chdir(tmp_path)
+    cfg = copy.deepcopy(default_config())
+    check_paths(cfg)  # the simulated maps are made by a rule: nothing needs to exist yet
+    cfg["catalog"]["external"] = "mine.parquet"
+    cfg["dustmaps"]["bayestar_file"] = "maps/bayestar2019.h5"
+    cfg["validation"]["compare"] = {"label": "x", "model": "published"}
+    with pytest.raises(ConfigError) as err:
+        check_paths(cfg)
+    lines = str(err.value).splitlines()[1:]
+    assert len(lines) == 2  # "published" is the vendored release, not a path
+    assert lines[0].strip().startswith("dustmaps.bayestar_file: maps/bayestar2019.h5 does not exist")
+    assert lines[1].strip().startswith("catalog.external: mine.parquet does not exist")
+    (tmp_path / "mine.parquet").touch()
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / "bayestar2019.h5").touch()
+    check_paths(cfg)

@@ -8,7 +8,7 @@ SRC = Path(workflow.basedir) / "src"
 if str(SRC) not in sys.path:
     sys.path.insert(0, str(SRC))  # the archive interface decides where each archive table lives
 
-from ddstars.configcheck import check_config  # noqa: E402
+from ddstars.configcheck import check_config, check_paths  # noqa: E402
 
 # Stop before any job runs if the config has an unknown key, a wrong type or a value out of range, with one
 # line per problem naming the key (check_config); then Snakemake's own validation, which fills defaults.
@@ -34,43 +34,8 @@ SIM_TABLES = [
 ]
 
 
-class ConfigPathError(Exception):
-    """A config key names a file that is not there and that no rule makes."""
-
-
-def check_config_paths():
-    """Stop before any job when a path in the config does not exist and no rule makes it, naming the key and
-    the file: an old result must never stand in for a file that is not there.
-
-    The simulated backend's dust maps are made by rule simulate_dustmaps at fixed paths; any other configured
-    map must exist. (With the remote backend a missing real map reaches rule provision_dustmaps, which says
-    how to download it.) A comparison model (validation.compare) must exist.
-    """
-    simulated = config.get("backend", "simulated") == "simulated"
-    dm = config["dustmaps"]
-    made = {f"{SIM}/dustmaps/sfd", f"{SIM}/dustmaps/bayestar/bayestar2019.h5"}
-    problems = []
-    if simulated:
-        for key in ("sfd_dir", "bayestar_file"):
-            path = str(dm[key]).rstrip("/")
-            if path not in made and not Path(path).exists():
-                problems.append(
-                    f"dustmaps.{key}: {path} does not exist, and with backend 'simulated' only {SIM}/dustmaps/ is "
-                    "made by the workflow (rule simulate_dustmaps); point the key there or at an existing map"
-                )
-    compare = (config.get("validation") or {}).get("compare") or {}
-    for key in ("model", "normalisation"):
-        path = compare.get(key)
-        if path and path != "published" and not Path(path).exists():  # "published": the vendored release
-            problems.append(f"validation.compare.{key}: {path} does not exist")
-    external = config["catalog"].get("external")
-    if external and not Path(external).exists():
-        problems.append(f"catalog.external: {external} does not exist (the catalog of your own to train on)")
-    if problems:
-        raise ConfigPathError("the config names missing files:\n  " + "\n  ".join(problems))
-
-
-check_config_paths()
+# Config paths that are not there and that no rule makes stop the run here, naming the key and the file.
+check_paths(config, SIM)
 
 
 def package_code(*subpackages):
