@@ -38,16 +38,8 @@ PathLike = str | Path
 
 def _derive(df: pd.DataFrame, name: str, split: Mapping[str, Any]) -> Any:
     """The value of derived column ``name`` for every row of ``df``."""
-    if name.startswith("obs_"):
-        band = name[4:]
-        return np.isfinite(df[f"mag_{band}"].to_numpy(float, na_value=np.nan)) & np.isfinite(
-            df[f"err_{band}"].to_numpy(float, na_value=np.nan)
-        )
-    if name == "parallax_usable":
-        plx = df["parallax"].to_numpy(float, na_value=np.nan)
-        sig = df["parallax_error"].to_numpy(float, na_value=np.nan)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.nan_to_num(plx / sig, nan=-np.inf) >= 5
+    if name.startswith("obs_") or name == "parallax_usable":
+        return schema.derive(df, name)
     if name.startswith("cov_"):
         return np.zeros(len(df))
     if name == "split":

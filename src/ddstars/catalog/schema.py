@@ -146,6 +146,23 @@ def _kind_ok(want: pa.DataType, got: pa.DataType) -> bool:
     return got == want
 
 
+def derive(cols: Any, name: str) -> np.ndarray:
+    """The rule of a derived mask column from the columns it depends on (``cols[column]`` -> pandas Series):
+    ``obs_<band>`` (mag and err both finite) or ``parallax_usable`` (parallax / parallax_error >= 5). The
+    validator checks a given column against it; the import computes an absent one with it."""
+
+    def f(col: str) -> np.ndarray:
+        return cols[col].to_numpy(float, na_value=np.nan)
+
+    if name.startswith("obs_"):
+        band = name[4:]
+        return np.isfinite(f(f"mag_{band}")) & np.isfinite(f(f"err_{band}"))
+    if name == "parallax_usable":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.nan_to_num(f("parallax") / f("parallax_error"), nan=-np.inf) >= 5
+    raise KeyError(name)
+
+
 def validate_table(table: pa.Table, where: str = "catalog", external: bool = False) -> list[dict[str, Any]]:
     """Every problem of ``table`` against the schema: one dict per (column, problem) with the rows at fault.
 
@@ -222,14 +239,11 @@ def validate_table(table: pa.Table, where: str = "catalog", external: bool = Fal
         fm, fe = np.isfinite(m.to_numpy(float, na_value=np.nan)), np.isfinite(e.to_numpy(float, na_value=np.nan))
         if (fm != fe).any():
             add(f"err_{band}", "finite exactly where mag is finite: violated", fm != fe)
-        obs = o.to_numpy(bool, na_value=False)
-        if (obs != (fm & fe)).any():
-            add(f"obs_{band}", "mask disagrees with finite mag/err", obs != (fm & fe))
+        bad = o.to_numpy(bool, na_value=False) != derive(present, f"obs_{band}")
+        if bad.any():
+            add(f"obs_{band}", "mask disagrees with finite mag/err", bad)
     if {"parallax", "parallax_error", "parallax_usable"} <= present.keys():
-        plx, sig = (present[k].to_numpy(float, na_value=np.nan) for k in ("parallax", "parallax_error"))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            expect = np.nan_to_num(plx / sig, nan=-np.inf) >= 5
-        bad = present["parallax_usable"].to_numpy(bool, na_value=False) != expect
+        bad = present["parallax_usable"].to_numpy(bool, na_value=False) != derive(present, "parallax_usable")
         if bad.any():
             add("parallax_usable", "disagrees with parallax / parallax_error >= 5", bad)
     return problems
