@@ -32,6 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests workflow benchmarks
 	$(BIN)/ruff format --check src tests workflow/scripts benchmarks
 	$(BIN)/snakemake --lint
+	$(BIN)/lint-imports
 
 # Speed and memory benchmarks (never part of `make test`).
 bench: $(STAMP)

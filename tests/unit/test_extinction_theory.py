@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from ddstars.simulate.photometry import Photometer, extinction_nonlinearity
+from ddstars.synphot import Photometer, extinction_nonlinearity
 from ddstars.validation.extinction import (
     PAPER_APPENDIX_B,
     appendix_b,

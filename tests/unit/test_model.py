@@ -409,3 +409,81 @@ def test_corrupt_or_foreign_model_file_is_named(tmp_path):
     (tmp_path / "model" / "normalisation.json").write_text('{"median": [1, 2]}')
     with pytest.raises(DataError, match=r"normalisation\.json: not a valid normalisation file \(KeyError"):
         load_model(tmp_path / "model")
+
+
+def test_public_jacobians_are_derivatives_in_label_units(weights):
+    """StellarModel.jacobians: dM/dθ and dR/dθ per unit of Teff, log g, [Fe/H] equal central differences of the
+    public predictions (M in magnitude space, not the network's colour basis)."""
+    from ddstars.model import StellarModel, likelihood
+
+    norm = likelihood.Normalisation(np.array([5500.0, 4.0, -0.2]), np.array([900.0, 0.9, 0.4]))
+    model = StellarModel.from_weights(weights, norm)
+    theta = np.array([[5100.0, 4.4, -0.3], [6200.0, 3.9, 0.1], [4700.0, 2.5, -1.0]])
+    m, r, dm, dr = model.jacobians(theta)
+    np.testing.assert_array_equal(m, model.predict_absolute_magnitudes(theta))
+    np.testing.assert_array_equal(r, model.reddening_vector(theta))
+    for i, h in enumerate((0.5, 1e-4, 1e-4)):
+        d = np.zeros(3)
+        d[i] = h
+        fd_m = (model.predict_absolute_magnitudes(theta + d) - model.predict_absolute_magnitudes(theta - d)) / (2 * h)
+        fd_r = (model.reddening_vector(theta + d) - model.reddening_vector(theta - d)) / (2 * h)
+        np.testing.assert_allclose(dm[:, :, i], fd_m, rtol=1e-5, atol=1e-8)
+        np.testing.assert_allclose(dr[:, :, i], fd_r, rtol=1e-5, atol=1e-8)
+
+
+def test_public_evaluate_is_eq4_and_the_closed_form_update(weights):
+    """StellarModel.evaluate on stars: the full covariance is Eq. 4 from the explicit per-star sums of
+    _reference_precision's construction (magnitude space, then the colour basis), χ²/dof is ΔᵀC_pred⁻¹Δ / dof
+    with E′, and E′ is the Gaussian product of the prior and the photometric estimate (Eqs. 8-9)."""
+    from ddstars.model import StellarModel, likelihood
+
+    rng = np.random.default_rng(8)
+    n = 5
+    err, observed, plx, plx_err, usable, _ = _star_inputs(rng, n)
+    stars = _stars(
+        n=n,
+        seed=8,
+        err=err,
+        observed=observed,
+        parallax=plx,
+        parallax_error=plx_err,
+        parallax_usable=usable,
+        mag=np.where(observed, _stars(n=n, seed=8).mag, np.nan),
+    )
+    norm = likelihood.Normalisation.fit(_stars(n=200, seed=9).theta)
+    model = StellarModel.from_weights(weights, norm)
+    ev = model.evaluate(stars)  # the paper's definition: no diagonal inflation
+    m, r, dm, dr = model.jacobians(stars.theta, outside="ignore")
+    b = np.eye(13)
+    b[1:, 0] = -1
+    compared = 0
+    for k in range(n):
+        obs = observed[k].copy()
+        mu = 10 - 5 * np.log10(plx[k])
+        obs_c = obs.copy()
+        obs_c[0] = usable[k]
+        idx = np.flatnonzero(obs_c)
+        y = b @ np.where(observed[k], stars.mag[k], 0.0)
+        y[0] = stars.mag[k, 0] - mu
+        s_mu2 = (5 / np.log(10) * plx_err[k] / plx[k]) ** 2 if usable[k] else 0.0
+        c_phot = np.diag(np.where(observed[k], err[k], 0.0) ** 2) + s_mu2
+        # C_pred: photometry + parallax + J_M Cθ J_Mᵀ (the Jacobian of M alone: E is being fitted)
+        c_pred = b @ (c_phot + dm[k] @ stars.cov_theta[k] @ dm[k].T) @ b.T
+        sub = np.linalg.inv(c_pred[np.ix_(idx, idx)])
+        delta = (y - b @ m[k])[idx]
+        br = (b @ r[k])[idx]
+        var_phot = 1.0 / (br @ sub @ br)
+        e_phot = var_phot * (br @ sub @ delta)
+        var0, e0 = stars.sigma_ebv_prior[k] ** 2, stars.ebv_prior[k]
+        var_e = 1.0 / (1.0 / var0 + 1.0 / var_phot)
+        e = var_e * (e0 / var0 + e_phot / var_phot)
+        if e > 0:  # the update is clipped at 0 (and floored in σ); compare where neither binds
+            compared += 1
+            assert ev.e[k] == pytest.approx(e, rel=1e-8)
+            z = delta - e * br
+            assert ev.chi2_dof[k] == pytest.approx(z @ sub @ z / (len(idx) - 1), rel=1e-8)
+        j = dm[k] + ev.e[k] * dr[k]
+        c_full = b @ (c_phot + j @ stars.cov_theta[k] @ j.T + ev.var_e[k] * np.outer(r[k], r[k])) @ b.T
+        np.testing.assert_allclose(ev.c_full[k][np.ix_(idx, idx)], c_full[np.ix_(idx, idx)], rtol=1e-9, atol=1e-12)
+    assert compared >= 3, compared
+    np.testing.assert_array_equal(ev.n_obs, observed.sum(axis=1) - 1 + usable)

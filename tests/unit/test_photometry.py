@@ -1,4 +1,4 @@
-"""Tests of ddstars.simulate.photometry against independent references.
+"""Tests of ddstars.synphot against independent references.
 
 References: speclite's own photometry on densely sampled SEDs built here from first principles
 (astropy constants, Planck function), published AB-Vega offsets, and the measured numbers of
@@ -15,7 +15,7 @@ from astropy import units as u
 from dust_extinction.parameter_averages import F99
 
 from ddstars.bands import BAND_NAMES, BANDS, band_index
-from ddstars.simulate.photometry import (
+from ddstars.synphot import (
     BCTable,
     Photometer,
     _vega_spectrum,

@@ -8,17 +8,10 @@ import pytest
 
 from ddstars.bands import BAND_NAMES, N_BANDS
 from ddstars.errors import ConfigError
-from ddstars.model import network, train
+from ddstars.model import StellarModel, likelihood, network, train
 from ddstars.model.data import Stars
 from ddstars.validation import evaluate as ev
 from ddstars.validation import figures, summary
-
-
-class _Model:
-    """The attributes evaluate() uses of a StellarModel: weights and normalisation."""
-
-    def __init__(self, w, norm):
-        self._w, self.norm = w, norm
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +21,7 @@ def setup():
     arrays = [rng.normal(0, 0.6, s) for s in shapes]
     arrays[7] = np.log(np.linspace(3.0, 0.1, 13))
     w = network.Weights(*arrays)
-    norm = train.Normalisation(np.array([5500.0, 4.0, -0.2]), np.array([900.0, 0.9, 0.4]))
+    norm = likelihood.Normalisation(np.array([5500.0, 4.0, -0.2]), np.array([900.0, 0.9, 0.4]))
     n = 7
     theta = np.column_stack([rng.uniform(4500, 6500, n), rng.uniform(2, 4.5, n), rng.uniform(-1, 0.3, n)])
     sig = np.column_stack([rng.uniform(20, 100, n), rng.uniform(0.05, 0.2, n), rng.uniform(0.03, 0.1, n)])
@@ -56,7 +49,7 @@ def setup():
         sigma_ebv_prior=rng.uniform(0.02, 0.2, n),
     )
     colours = [("ps1_r", "ps1_i"), ("gaia_bp", "gaia_rp"), ("ps1_r", "gaia_g"), ("gaia_g", "tmass_j")]
-    table = ev.evaluate(_Model(w, norm), stars, None, colours, chunk=3)
+    table = ev.evaluate(StellarModel.from_weights(w, norm), stars, None, colours, chunk=3)
     return {"w": w, "norm": norm, "stars": stars, "table": table, "colours": colours}
 
 
@@ -113,7 +106,7 @@ def test_evaluation_matches_the_training_update(setup):
     columns are the paper's definition (the update without diagonal inflation); ``chi2_dof_training`` is the
     schedule's own statistic (with it), and differs."""
     s = setup["stars"]
-    p = train.prepare(s, setup["norm"])
+    p = likelihood.prepare(s, setup["norm"])
     t = setup["table"]
     for dtype, rtol in (("float64", 1e-6), ("float32", 1e-4)):
         paper = train.update(setup["w"], p, s, train.options({"update_dtype": dtype, "diag_inflation": [0, 0]}), False)
@@ -161,13 +154,13 @@ def test_a_chunk_of_one_star_leaves_the_inputs_alone_and_repeats(setup):
     """A last chunk of a single star (n % chunk == 1): the evaluation must not write into the prepared inputs,
     so evaluating twice gives the same numbers, and chunking does not change them."""
     s = setup["stars"]
-    p = train.prepare(s, setup["norm"])
+    p = likelihood.prepare(s, setup["norm"])
     base, cov_x = p.base.copy(), p.cov_x.copy()
-    o = train.options(None)
-    one = [train.evaluate_chunk(setup["w"], p, s, o, slice(6, 7)) for _ in range(3)]
+    o = likelihood.settings(None)
+    one = [likelihood.evaluate(setup["w"], p, s, o, slice(6, 7)) for _ in range(3)]
     assert np.array_equal(p.base, base) and np.array_equal(p.cov_x, cov_x)
     assert one[0].e[0] == one[1].e[0] == one[2].e[0] and one[0].chi2_dof[0] == one[2].chi2_dof[0]
-    by_one = ev.evaluate(_Model(setup["w"], setup["norm"]), s, None, setup["colours"], chunk=1)
+    by_one = ev.evaluate(StellarModel.from_weights(setup["w"], setup["norm"]), s, None, setup["colours"], chunk=1)
     pd.testing.assert_frame_equal(by_one, setup["table"], rtol=1e-6)
 
 

@@ -2,7 +2,7 @@
 
 ``python -m ddstars.catalog.make_locus [--out PATH] [--extinction-norm N]`` rewrites the file.
 
-The locus comes from the simulated sky's own synthetic photometry (:class:`ddstars.simulate.photometry.Photometer`:
+The locus comes from the simulated sky's own synthetic photometry (:class:`ddstars.synphot.Photometer`:
 toy blanketed blackbody SED, speclite passbands, F99 extinction at R_V = 3.1, published AB - Vega offsets;
 ``shared/reference/SIMSKY.md`` §2-4), in float64 arithmetic:
 
@@ -52,7 +52,7 @@ def compute_locus(
         Columns ``teff``, ``c_<band>`` and ``dr_<band>`` for the bands other than ``gaia_g`` (catalog systems),
         one row per ``teff_grid`` node, each value the mean over ``feh_grid``.
     """
-    from ..simulate.photometry import Photometer
+    from ..synphot import Photometer
 
     teff_grid = np.asarray(teff_grid, dtype=np.float64)
     feh_grid = np.asarray(feh_grid, dtype=np.float64)

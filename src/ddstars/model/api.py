@@ -29,9 +29,11 @@ import pandas as pd
 
 from ..bands import BAND_NAMES
 from ..errors import DataError
+from . import likelihood
 from .covariance import from_colour
+from .data import Stars
+from .likelihood import Normalisation
 from .network import Weights, forward
-from .train import Normalisation
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +131,16 @@ class StellarModel:
         self.norm = norm
         self.domain = domain
         self.outside = outside
-        self._w = Weights.of(keras_model)
+        self._w = Weights.of(keras_model) if keras_model is not None else None
+
+    @classmethod
+    def from_weights(
+        cls, weights: Weights, norm: Normalisation, domain: Domain | None = None, outside: str = "warn"
+    ) -> StellarModel:
+        """A model from the network's weights alone (no Keras model: it evaluates but cannot be saved)."""
+        model = cls(None, norm, domain, outside)
+        model._w = weights
+        return model
 
     def in_domain(self, theta: Any) -> np.ndarray:
         """Whether each θ lies where the model was trained (True everywhere for a model without a domain)."""
@@ -186,6 +197,32 @@ class StellarModel:
         e = np.asarray(E, dtype=np.float64).reshape(-1, 1)
         return m + mu + e * r
 
+    def jacobians(self, theta: Any, outside: str | None = None) -> tuple[np.ndarray, ...]:
+        """M(θ), R(θ) and their derivatives dM/dθ, dR/dθ [per unit of Teff, log g, [Fe/H]], shapes (n, 13) and
+        (n, 13, 3); analytic, through the network's two sigmoid layers."""
+        bm, r = self._forward(theta, outside)  # checks θ and the domain
+        _, _, j_bm, j_r = forward(self._w, self.norm.x(_theta(theta)), jacobian=True)
+        per_theta = 1.0 / self.norm.std  # dx/dθ
+        return likelihood.from_colour(bm), r, likelihood.from_colour(j_bm) * per_theta, j_r * per_theta
+
+    def prepare(self, stars: Stars) -> likelihood.Prepared:
+        """``stars`` in the model's units: targets, observed components, photometry + parallax covariance."""
+        return likelihood.prepare(stars, self.norm)
+
+    def evaluate(
+        self, stars: Stars, options: Any = None, paper: bool = True, prepared: likelihood.Prepared | None = None
+    ) -> likelihood.Evaluation:
+        """The likelihood of ``stars`` (a :class:`ddstars.model.data.Stars`) under this model, paper Eqs. 4-9:
+        each star's E′, σ²_E′ from its original dust-map prior, χ²/dof with E′ and the full Eq. 4 covariance.
+
+        ``options``: training options (``config['train']``) whose likelihood settings apply; ``paper``: the
+        paper's χ² (no diagonal inflation; else training's). Memory is 13×13 doubles per star: evaluate a
+        large catalog in chunks of stars (``stars.subset(slice)``). ``prepared``: :meth:`prepare` of the same
+        stars, to evaluate them twice without preparing them twice."""
+        o = likelihood.settings(options, paper=paper)
+        p = self.prepare(stars) if prepared is None else prepared
+        return likelihood.evaluate(self._w, p, stars, o)
+
     def as_frame(self, theta: Any, outside: str | None = None) -> pd.DataFrame:
         """M and R of each star as a DataFrame (columns M_<band>, R_<band>)."""
         bm, r = self._forward(theta, outside)
@@ -201,6 +238,8 @@ class StellarModel:
         """``<folder>/model.keras`` and ``<folder>/normalisation.json``, each written atomically."""
         from ..io import write_json
 
+        if self.keras_model is None:
+            raise TypeError("a model made from weights alone has no Keras model to save")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{os.getpid()}.{MODEL_FILE}"

@@ -38,8 +38,8 @@ import numpy as np
 from ..bands import N_BANDS
 from ..errors import DataError
 from .api import StellarModel
+from .likelihood import Normalisation
 from .network import HIDDEN
-from .train import Normalisation
 
 RELEASE_REPOSITORY = "gregreen/green2020-stellar-model"
 RELEASE_COMMIT = "48225e859e12bb59dcd1b8162f3a5ece121dc577"

@@ -16,7 +16,7 @@ from ..bands import BAND_NAMES
 from ..errors import ConvergenceError
 from ..io import atomic_path, write_json, write_parquet
 from . import covariance as cv
-from . import train
+from . import likelihood, train
 from .api import Domain, StellarModel
 from .data import read_stars
 
@@ -60,7 +60,7 @@ def run_training(catalog: str | Path, out: Mapping[str, str | Path], options: Ma
 
     # Final reddenings and χ²/dof of every star under the final model (test stars from their own photometry).
     state = train.final_state(result.model, result.norm, stars, options)
-    prep = train.prepare(stars, result.norm)
+    prep = likelihood.prepare(stars, result.norm)
     usable = prep.n_obs >= 2
     red = pd.DataFrame(
         {

@@ -29,38 +29,16 @@ import numpy as np
 import pandas as pd
 
 from ..bands import BAND_NAMES, N_BANDS, N_R_JUDGED
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..logs import progress
 from . import covariance as cv
 from . import network
 from .data import Stars
+from .likelihood import Normalisation, Prepared, evaluate_t, prepare
+from .options import options
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "seed": 7,
-    "n_rounds": 20,
-    "epochs": 25,
-    "batch_size": 1024,
-    "learning_rate": 1e-3,
-    "lr_decay_rounds": 5.0,
-    "adam": {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
-    "hidden_units": 32,
-    "l2_hidden": 1e-4,
-    "l1_reddening": 1e-2,
-    "round0_max_sigma_e": 0.2,
-    "chi2_cut": {"start": 100.0, "end": 5.0, "rounds": 14},
-    "diag_inflation": [1e-4, 1e-3],
-    "diag_inflation_fallback": [0.02, 0.02],
-    "reddening_update": {"floor": 0.02, "relative": 0.1, "e_max": 10.0, "var_max": 100.0},
-    "normalisation": "catalog",
-    "update_dtype": "float32",
-    "min_steps_per_round": 16000,
-    "min_batch_size": 128,
-    "convergence": {"loss_drop": 0.01, "r_drift": 0.01, "last_rounds": 5},
-    "require_converged": False,
-    "domain": {"cell": 0.25, "min_stars": 5},
-}
 
 CALL_STARS = 1 << 18  # star-steps per compiled call at most (several short epochs of a small catalog per call)
 
@@ -157,64 +135,6 @@ def chi2_thresholds(n_rounds: int, start: float = 100.0, end: float = 5.0, round
 
 
 @dataclass
-class Normalisation:
-    """θ -> x = (θ - median) / std (population std), the units of the network's inputs."""
-
-    median: np.ndarray
-    std: np.ndarray
-
-    def x(self, theta: np.ndarray) -> np.ndarray:
-        return (np.asarray(theta, dtype=np.float64) - self.median) / self.std
-
-    def cov_x(self, cov_theta: np.ndarray) -> np.ndarray:
-        return cov_theta / (self.std[:, None] * self.std[None, :])
-
-    def to_json(self) -> dict[str, Any]:
-        return {"labels": ["teff", "logg", "feh"], "median": self.median.tolist(), "std": self.std.tolist()}
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Normalisation:
-        return cls(np.asarray(d["median"], dtype=np.float64), np.asarray(d["std"], dtype=np.float64))
-
-    @classmethod
-    def fit(cls, theta: np.ndarray) -> Normalisation:
-        std = np.std(theta, axis=0)
-        if not np.all(std > 0):
-            raise DataError(f"labels have zero spread (std {std.tolist()}); cannot normalise")
-        return cls(np.median(theta, axis=0), std)
-
-
-@dataclass
-class Prepared:
-    """What a round needs for one set of stars, in colour space."""
-
-    x: np.ndarray  # (n, 3) normalised labels
-    cov_x: np.ndarray  # (n, 3, 3)
-    y: np.ndarray  # (n, 13) target B(m - μ), 0 where unobserved
-    observed: np.ndarray  # (n, 13) observed colour-space components
-    base: np.ndarray  # (n, 13, 13) photometry + parallax covariance
-    n_obs: np.ndarray  # (n,)
-
-
-def prepare(stars: Stars, norm: Normalisation) -> Prepared:
-    """Targets and model-independent covariance of ``stars``."""
-    mu = cv.distance_modulus(stars.parallax)
-    usable = stars.parallax_usable & np.isfinite(mu)
-    c = stars.mag - stars.mag[:, [0]]
-    c[:, 0] = stars.mag[:, 0] - mu
-    observed = cv.observed_components(stars.observed, usable)
-    y = np.where(observed, c, 0.0)
-    return Prepared(
-        x=norm.x(stars.theta),
-        cov_x=norm.cov_x(stars.cov_theta),
-        y=y,
-        observed=observed,
-        base=cv.base_covariance(stars.err, np.where(usable, stars.parallax, np.nan), stars.parallax_error),
-        n_obs=observed.sum(axis=1),
-    )
-
-
-@dataclass
 class RoundState:
     """Per-star quantities of one round (all stars of a set)."""
 
@@ -223,80 +143,6 @@ class RoundState:
     chi2_dof: np.ndarray
     w: np.ndarray  # (n, 13, 13) float32 whitening matrices for training (0 where not factorisable)
     factorised: np.ndarray  # (n,) bool: the covariance could be factorised (else the star is left out)
-
-
-@dataclass
-class ChunkEvaluation:
-    """The model evaluated on a slice of stars (colour space, paper Eqs. 4-9)."""
-
-    e: np.ndarray  # (n,) E′
-    var_e: np.ndarray  # (n,) σ²_E′
-    chi2_dof: np.ndarray  # (n,) χ²/dof with E′ and C_pred (NaN when dof < 1)
-    bm: np.ndarray  # (n, 13) B M(θ̂)
-    br: np.ndarray  # (n, 13) B R(θ̂)
-    c_full: np.ndarray  # (n, 13, 13) Eq. 4 covariance in colour space (J of M + E′R, σ²_E′ RRᵀ)
-
-
-def _evaluate_t(
-    w: network.Weights, p: Prepared, stars: Stars, o: Mapping[str, Any], sl: slice, masked: bool, dtype=np.float64
-):
-    """The work of :func:`evaluate_chunk` in the stars-last layout: (E′, σ²_E′, χ²/dof, BM (13, n), BR (13, n),
-    C_full, observed (13, n)). C_full is (13, 13, n) C-contiguous, or if ``masked`` the (26, 13, n) stack
-    of :func:`covariance.whitening_t` with C_full masked (as cv.mask_t leaves it) in its first 13 rows.
-
-    The Jacobians come out of the network stars-last. The base covariance is transposed and masked once
-    and shared by C_pred and C_full; the masking of the model terms is done on their factors (J and BR
-    with the unobserved rows zeroed), which gives the same numbers as masking the sums. C_pred is
-    factorised with BR and Δ appended as two more rows, which yields W_pred BR and W_pred Δ directly.
-    The algebra runs in ``dtype``; E′, σ²_E′ and χ²/dof come back as float64.
-    """
-    infl, fall = tuple(o["diag_inflation"]), tuple(o["diag_inflation_fallback"])
-    ru = o["reddening_update"]
-    obs_t = np.ascontiguousarray(p.observed[sl].T)
-    obs_f = obs_t.astype(dtype)
-    bm, r, j_bm, j_r = network.forward_t(w, p.x[sl].T, dtype=dtype)
-    n = bm.shape[1]
-    br = cv.to_colour(r[None])[0]  # (13, n): B acts on axis 0
-    base = cv.mask_t(cv.stars_last(p.base[sl], dtype), obs_t)
-    cov_x = cv.stars_last(p.cov_x[sl], dtype)
-    pred = cv.augmented_t(N_BANDS, 2, n, dtype)  # [C_pred; BRᵀ; Δᵀ] with Δ = y - BM, the unobserved components zero
-    cv.jacobian_term_t(j_bm * obs_f[:, None, :], cov_x, out=pred[:N_BANDS])
-    pred[:N_BANDS] += base
-    br_m = np.multiply(br, obs_f, out=pred[N_BANDS])
-    pred[N_BANDS + 1] = 0.0
-    np.subtract(p.y[sl].T, bm, out=pred[N_BANDS + 1], where=obs_t)
-    br_m = br_m.copy()
-    u, v = cv.whiten_vectors_t(pred, obs_t, infl, fall)  # W_pred BR, W_pred Δ (13, n) each
-    e0 = stars.ebv_prior[sl]
-    var0 = stars.sigma_ebv_prior[sl] ** 2
-    e, var_e = cv.reddening_update_whitened(u.T, v.T, e0, var0, ru["e_max"], ru["floor"], ru["relative"], ru["var_max"])
-    e_d = e.astype(dtype)
-    z = e_d * u - v  # W_pred (BM + E' BR - y)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        chi2_dof = (z * z).sum(axis=0, dtype=np.float64) / (p.n_obs[sl] - 1)
-    j4 = np.empty((N_BANDS, 4, n), dtype=dtype)  # [J_c, BR] with J_c = d(BM + E′ BR)/dx
-    j_c = j4[:, :3]
-    np.subtract(j_r, j_r[:1], out=j_c)  # B dR/dx
-    j_c[0] = j_r[0]
-    j_c *= e_d
-    j_c += j_bm
-    if masked:
-        j_c *= obs_f[:, None, :]
-        j4[:, 3] = br_m
-        c_full = cv.augmented_t(N_BANDS, N_BANDS, n, dtype)
-        cv.jacobian_term_t(j4, cov_x, var_e.astype(dtype), out=c_full[:N_BANDS])
-        c_full[:N_BANDS] += base
-    else:
-        j4[:, 3] = br
-        c_full = cv.stars_last(p.base[sl], dtype)
-        c_full += cv.jacobian_term_t(j4, cov_x, var_e.astype(dtype))
-    return e, var_e, chi2_dof, bm, br, c_full, obs_t
-
-
-def evaluate_chunk(w: network.Weights, p: Prepared, stars: Stars, o: Mapping[str, Any], sl: slice) -> ChunkEvaluation:
-    """Reddening update (Eqs. 8-9, from the original prior), χ²/dof and full covariance for stars ``sl``."""
-    e, var_e, chi2_dof, bm, br, c_full, _ = _evaluate_t(w, p, stars, o, sl, masked=False)
-    return ChunkEvaluation(e, var_e, chi2_dof, bm.T, br.T, np.moveaxis(c_full, -1, 0))
 
 
 def update(
@@ -332,7 +178,7 @@ def update(
             a[:N_BANDS] = np.moveaxis(p.base[sl], 0, -1)
             cv.mask_t(a[:N_BANDS], obs_t)
         else:
-            e[sl], var_e[sl], chi2_dof[sl], _, _, a, obs_t = _evaluate_t(w, p, stars, o, sl, True, dtype)
+            e[sl], var_e[sl], chi2_dof[sl], _, _, a, obs_t = evaluate_t(w, p, stars, o, sl, True, dtype)
         wmat[sl] = cv.whitening_t(a, obs_t, infl, fall).transpose(2, 1, 0)
 
     for start in range(0, n, chunk):  # chunks of stars, vectorised inside
@@ -443,15 +289,6 @@ class Result:
     rounds: pd.DataFrame
     states: dict[str, RoundState] = field(default_factory=dict)
     usable: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-def options(user: Mapping[str, Any] | None) -> dict[str, Any]:
-    o = {**DEFAULTS, **(user or {})}
-    for key in ("adam", "chi2_cut", "reddening_update", "convergence", "domain"):
-        o[key] = {**DEFAULTS[key], **(user or {}).get(key, {})}
-    if o["update_dtype"] not in ("float32", "float64"):
-        raise ConfigError(f"train.update_dtype is {o['update_dtype']!r}; expected 'float32' or 'float64'")
-    return o
 
 
 def train(stars: Stars, user_options: Mapping[str, Any] | None = None) -> Result:

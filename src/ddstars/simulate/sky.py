@@ -18,11 +18,11 @@ import pandas as pd
 from ..bands import BAND_NAMES, band_index
 from ..io import ParquetChunkWriter, sha256, write_json
 from ..logs import progress
+from ..synphot import BCTable, Photometer
 from . import surveys
 from .dust import DustModel
 from .galaxy import COMPONENTS, SightlineGrid, build_sightline_grid, draw_pool, in_label_window
 from .isochrones import MISTGrid
-from .photometry import BCTable, Photometer
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,7 @@ import pandas as pd
 
 from ..bands import BAND_NAMES, N_BANDS, band_index
 from ..errors import ConfigError
-from ..model import covariance as cv
-from ..model import train
+from ..model import likelihood
 from ..model.data import Stars
 
 log = logging.getLogger(__name__)
@@ -47,9 +46,6 @@ NEIGHBOUR_COLOURS: tuple[tuple[str, str], ...] = (
 )
 #: Default colours: the neighbours, then every band against G (the colour basis).
 COLOURS: tuple[tuple[str, str], ...] = (*NEIGHBOUR_COLOURS, *((b, "gaia_g") for b in BAND_NAMES[1:]))
-
-#: The diagonal inflation of the paper's χ² (none; training's is ``train.diag_inflation``, METHOD.md §10-14).
-PAPER_INFLATION = (0.0, 0.0)
 
 SHORT = {
     "gaia_g": "G",
@@ -120,11 +116,8 @@ def evaluate(
     Returns one row per star (same order), float32 except identifiers and flags; see the module docstring.
     Stars with fewer than two observed colour-space components get NaN statistics (``usable`` False).
     """
-    o_train = train.options(train_options)
-    o = {**o_train, "diag_inflation": PAPER_INFLATION}
     colours = list(COLOURS if colours is None else colours)
     a = _colour_weights(colours)
-    w = model._w
     n = len(stars)
     n_obs = np.empty(n, dtype=np.int64)
     e, var_e, chi2_dof, chi2_train = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
@@ -138,21 +131,21 @@ def evaluate(
         # targets and covariances prepared per chunk (row by row, so the same numbers as for all stars at
         # once) rather than for all stars up front: the (n, 13, 13) base covariance alone is 1.35 GB at 10^6
         sub = stars.subset(sl)
-        p = train.prepare(sub, model.norm)
-        # training's variant first: the arrays evaluate_chunk returns may share buffers with its next call
-        chi2_train[sl] = train.evaluate_chunk(w, p, sub, o_train, slice(None)).chi2_dof
-        ev = train.evaluate_chunk(w, p, sub, o, slice(None))
-        n_obs[sl] = p.n_obs
+        p = model.prepare(sub)
+        # training's variant first: the arrays an evaluation returns may share buffers with the next one's
+        chi2_train[sl] = model.evaluate(sub, train_options, paper=False, prepared=p).chi2_dof
+        ev = model.evaluate(sub, train_options, paper=True, prepared=p)
+        n_obs[sl] = ev.n_obs
         e[sl], var_e[sl], chi2_dof[sl] = ev.e, ev.var_e, ev.chi2_dof
         bm_all[sl], br_all[sl] = ev.bm, ev.br
-        d = np.where(p.observed, p.y - ev.bm - ev.e[:, None] * ev.br, np.nan)
+        d = ev.residual
         dc[sl] = d
         var_c[sl] = np.diagonal(ev.c_full, axis1=1, axis2=2)
         missing = np.isnan(d).astype(np.float64) @ (a != 0).T > 0  # a colour needs both of its bands
         res[sl] = np.where(missing, np.nan, np.nan_to_num(d) @ a.T)
         var_col[sl] = np.einsum("ck,nkl,cl->nc", a, ev.c_full, a, optimize=True)
     usable = n_obs >= 2
-    m_abs, r = cv.from_colour(bm_all), cv.from_colour(br_all)
+    m_abs, r = likelihood.from_colour(bm_all), likelihood.from_colour(br_all)
     cols: dict[str, Any] = {
         "source_id": stars.source_id,
         "teff": stars.theta[:, 0],
@@ -161,8 +154,8 @@ def evaluate(
         "sigma_teff": np.sqrt(stars.cov_theta[:, 0, 0]),
         "sigma_logg": np.sqrt(stars.cov_theta[:, 1, 1]),
         "sigma_feh": np.sqrt(stars.cov_theta[:, 2, 2]),
-        "parallax_usable": stars.parallax_usable & np.isfinite(cv.distance_modulus(stars.parallax)),
-        "distance_modulus": np.where(stars.parallax_usable, cv.distance_modulus(stars.parallax), np.nan),
+        "parallax_usable": stars.parallax_usable & np.isfinite(likelihood.distance_modulus(stars.parallax)),
+        "distance_modulus": np.where(stars.parallax_usable, likelihood.distance_modulus(stars.parallax), np.nan),
         "ebv_prior": stars.ebv_prior,
         "sigma_ebv_prior": stars.sigma_ebv_prior,
         "ebv_fit": e,

@@ -32,9 +32,9 @@ the curve at λ0 ∓ Δλ is 1.312 (paper 1.31), Eq. B31 gives ΔA_G = -0.0400 A
 Eq. B19 with a 6000 K blackbody gives ΔA_G = -0.0379 mag at A_G = 1 mag (paper -0.037; -0.0345 to
 -0.0382 over 4000-8000 K).
 
-The simulated sky (:mod:`ddstars.simulate.photometry`) uses ``dust_extinction`` F99 and speclite's
+The simulated sky (:mod:`ddstars.synphot`) uses ``dust_extinction`` F99 and speclite's
 ``gaiadr2-G``; ``curve="f99", passband="speclite"`` reproduces its
-:func:`~ddstars.simulate.photometry.extinction_nonlinearity` for a pure blackbody (-0.0497 at 6000 K).
+:func:`~ddstars.synphot.extinction_nonlinearity` for a pure blackbody (-0.0497 at 6000 K).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import brentq
 
 from ddstars.bands import BANDS, band_index
-from ddstars.simulate.photometry import C2_AA_K, _trapezoid_cell_weights, _weight_matrix
+from ddstars.synphot import C2_AA_K, trapezoid_cell_weights, weight_matrix
 
 __all__ = [
     "PAPER_APPENDIX_B",
@@ -133,7 +133,7 @@ _MAW2018_NAMES = {"gaia_g": "Gaia_MAW_G", "gaia_bp": "Gaia_MAW_BP_faint", "gaia_
 
 @dataclass(frozen=True)
 class _Passband:
-    """Minimal passband record accepted by :func:`ddstars.simulate.photometry._weight_matrix`."""
+    """Minimal passband record accepted by :func:`ddstars.synphot.weight_matrix`."""
 
     name: str
     wavelength: FloatArray  # [Å]
@@ -291,7 +291,7 @@ def passband_moments(
         ``coefficient`` [mag⁻¹] = ``-(ln 10/5)(Δν/ν0)² γ²`` (Eq. B31: ΔA = coefficient · A²).
     """
     lam, resp = load_passband(band, passband)
-    w = resp * _trapezoid_cell_weights(lam)  # T dλ
+    w = resp * trapezoid_cell_weights(lam)  # T dλ
     if measure == "wavelength":
         w = w / w.sum()
         lam0 = float(w @ lam)
@@ -353,9 +353,9 @@ class _BandIntegral:
         if counting == "photon":
             # ∫ν⁻¹ f_ν T dν ∝ ∫ f_λ T λ dλ: the project's photon-counting weights (exact trapezoid on
             # the passband's own sampling when the SED is tabulated there).
-            weights = _weight_matrix(lam, [_Passband(name, lam, resp)])[0]
+            weights = weight_matrix(lam, [_Passband(name, lam, resp)])[0]
         elif counting == "energy":
-            weights = resp * _trapezoid_cell_weights(lam)
+            weights = resp * trapezoid_cell_weights(lam)
         else:
             raise ValueError(f"counting must be 'photon' or 'energy'; got {counting!r}")
         keep = weights > 0
@@ -420,7 +420,7 @@ def delta_a_numerical(
     ``A = -2.5 log10[Σ W_i B_λ(T, λ_i) e^(-s k_i) / Σ W_i B_λ(T, λ_i)]`` is found by Newton's method
     (to 1e-12 mag) and ``ΔA = A - (dA/ds)|_(s=0) · s``. The integrals are evaluated on the passband's
     own sampling (MAW 2018 G: 2.5 Å) with the photon-counting weights of
-    :func:`ddstars.simulate.photometry._weight_matrix`.
+    :func:`ddstars.synphot.weight_matrix`.
 
     Parameters
     ----------

@@ -339,7 +339,7 @@ def fig_colour_colour_feh(inp: Inputs, o: Mapping[str, Any]):
 
 @functools.lru_cache(maxsize=4)
 def _photometer(rv: float):
-    from ..simulate.photometry import Photometer
+    from ..synphot import Photometer
 
     return Photometer(rv=rv, blanketing_amplitude=0.0, dtype=np.float64)
 
@@ -746,8 +746,6 @@ def _ellipse(ax, centre, cov, **kw):
 
 def fig_covariance(inp: Inputs, o: Mapping[str, Any]):
     """Fig. 2: the terms of the Eq. 4 covariance of one test star as 1σ ellipses around its prediction."""
-    from ..model import covariance as cv
-    from ..model import network
     from ..model.data import read_stars
 
     tb = inp.table
@@ -761,20 +759,17 @@ def fig_covariance(inp: Inputs, o: Mapping[str, Any]):
     stars = read_stars(inp.paths["catalog"], split="test")
     star = stars.subset(stars.source_id == row["source_id"])
     model = inp.model
-    x = model.norm.x(star.theta)
-    bm, r, j_bm, j_r = network.forward(model._w, x, jacobian=True)
-    binv = np.linalg.inv(cv.B)
+    m_abs, r, dm_dtheta, dr_dtheta = model.jacobians(star.theta, outside="ignore")
     e, var_e = float(row["ebv_fit"]), float(row["sigma_ebv_fit"]) ** 2
-    m_pred = (binv @ bm[0]) + e * r[0]
-    j_m = binv @ j_bm[0] + e * j_r[0]
-    cov_x = model.norm.cov_x(star.cov_theta[0])
+    m_pred = m_abs[0] + e * r[0]
+    j_m = dm_dtheta[0] + e * dr_dtheta[0]  # d(M + E′R)/dθ
     err = np.nan_to_num(star.err[0])
     s_mu2 = (5 / np.log(10) * star.parallax_error[0] / star.parallax[0]) ** 2 if star.parallax_usable[0] else 0.0
     n = len(BAND_NAMES)
     terms = {
         "photometry": np.diag(err**2),
         "parallax": s_mu2 * np.ones((n, n)),
-        "labels (J Cθ Jᵀ)": j_m @ cov_x @ j_m.T,
+        "labels (J Cθ Jᵀ)": j_m @ star.cov_theta[0] @ j_m.T,
         "reddening (σ²_E RRᵀ)": var_e * np.outer(r[0], r[0]),
     }
     terms["total"] = sum(terms.values())

@@ -1,5 +1,9 @@
 """Synthetic photometry of toy stellar SEDs in the 13 bands of :mod:`ddstars.bands`.
 
+One neutral module for passbands and SED × extinction integrals: the simulated sky (:mod:`ddstars.simulate`)
+makes its photometry with it, and the validation stage (Appendix B, the theory curves of the figures) uses
+the same passbands and quadrature, so neither reaches into the other.
+
 The SED of a star is a blackbody with a toy metallicity line blanketing, renormalised to
 unit bolometric flux (the blanketed flux re-emerges redward), and reddened by the
 Fitzpatrick (1999) curve (``shared/reference/SIMSKY.md`` §4):
@@ -73,7 +77,7 @@ def _blanketing_profile(wavelength: FloatArray) -> FloatArray:
         return (4300.0 / wavelength) ** 2 / (1.0 + np.exp((wavelength - 4300.0) / 300.0))
 
 
-def _trapezoid_cell_weights(x: FloatArray) -> FloatArray:
+def trapezoid_cell_weights(x: FloatArray) -> FloatArray:
     """Trapezoid quadrature weights on an increasing grid ``x``."""
     w = np.zeros_like(x)
     dx = np.diff(x)
@@ -82,7 +86,7 @@ def _trapezoid_cell_weights(x: FloatArray) -> FloatArray:
     return w
 
 
-def _weight_matrix(wavelength: FloatArray, filters: Any) -> FloatArray:
+def weight_matrix(wavelength: FloatArray, filters: Any) -> FloatArray:
     """Photon-counting weight matrix normalised to AB maggies.
 
     Row b holds ``W_bi`` such that ``maggies_b = Σ_i W_bi f_λ(λ_i)`` for a flux density
@@ -113,7 +117,7 @@ def _weight_matrix(wavelength: FloatArray, filters: Any) -> FloatArray:
                 f"passband {f.name} spans {lam_f[0]:.0f}-{lam_f[-1]:.0f} Å, outside the SED grid "
                 f"{wavelength[0]:.0f}-{wavelength[-1]:.0f} Å"
             )
-        integrand = np.asarray(f.response, dtype=np.float64) * lam_f * _trapezoid_cell_weights(lam_f)
+        integrand = np.asarray(f.response, dtype=np.float64) * lam_f * trapezoid_cell_weights(lam_f)
         j = np.clip(np.searchsorted(wavelength, lam_f, side="right") - 1, 0, n - 2)
         t = (lam_f - wavelength[j]) / (wavelength[j + 1] - wavelength[j])
         row = np.bincount(j, integrand * (1.0 - t), minlength=n) + np.bincount(j + 1, integrand * t, minlength=n)
@@ -209,7 +213,7 @@ class Photometer:
 
         self.filters = speclite.filters.load_filters(*(b.speclite for b in BANDS))
         self.wavelength: FloatArray = np.geomspace(LAMBDA_MIN, LAMBDA_MAX, self.n_lambda)
-        self.weights: FloatArray = _weight_matrix(self.wavelength, self.filters)
+        self.weights: FloatArray = weight_matrix(self.wavelength, self.filters)
         self.extinction_curve: FloatArray = np.asarray(F99.evaluate(1e4 / self.wavelength, self.rv), dtype=np.float64)
         self.blanketing_profile: FloatArray = _blanketing_profile(self.wavelength)
         self.ab_minus_vega: FloatArray = np.array([b.ab_minus_vega for b in BANDS])
@@ -223,7 +227,7 @@ class Photometer:
         lam_b = np.geomspace(lo, hi, nb)
         self._bol_lambda = lam_b
         self._bol_profile = _blanketing_profile(lam_b)
-        self._bol_weights = _trapezoid_cell_weights(np.log(lam_b))  # ∫ f dλ = ∫ f λ dlnλ
+        self._bol_weights = trapezoid_cell_weights(np.log(lam_b))  # ∫ f dλ = ∫ f λ dlnλ
         self._cast: dict[np.dtype, dict[str, np.ndarray]] = {}
 
     # ----------------------------------------------------------------------------- internals
@@ -729,7 +733,7 @@ def vega_ab_offsets_synthetic(photometer: Photometer) -> FloatArray:
         lam = np.union1d(lam_f, lam_v[inside])
         resp = np.interp(lam, lam_f, np.asarray(f.response, dtype=np.float64))
         flux = np.interp(lam, lam_v, flux_v)
-        w = resp * lam * _trapezoid_cell_weights(lam)
+        w = resp * lam * trapezoid_cell_weights(lam)
         out[b] = -2.5 * np.log10(np.sum(w * flux) / np.sum(w * AB_FNU * C_AA_S / lam**2))
     return out
 
