@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ddstars.catalog import build, schema
-from ddstars.errors import SchemaError
+from ddstars.errors import ConfigError, SchemaError
 
 
 def test_split_is_a_function_of_the_star_id():
@@ -27,7 +27,7 @@ def test_split_is_a_function_of_the_star_id():
     other = build.split_of(ids, seed=8)
     assert 0.4 < np.mean(other == s) < 0.7  # a new seed reshuffles
     assert set(build.split_of(ids[:1000], (0.0, 0.0, 1.0))) == {"test"}
-    with pytest.raises(ValueError, match="summing to 1"):
+    with pytest.raises(ConfigError, match="summing to 1"):
         build.split_of(ids, (0.7, 0.2, 0.2))
 
 

@@ -263,3 +263,11 @@ def test_one_of_lists_each_allowed_form(tmp_path):
         "clip: 0.5 matches none of the allowed forms: expected null, got 0.5 (float); "
         "or 0.5 is less than the minimum of 1; or 0.5 is not one of 'auto'"
     )
+
+
+def test_project_errors_are_value_errors():
+    """Code and tests that catch ValueError keep catching the project's errors for bad values."""
+    from ddstars.errors import DataError, DDStarsError, SchemaError
+
+    for cls in (ConfigError, SchemaError, DataError):
+        assert issubclass(cls, ValueError) and issubclass(cls, DDStarsError)
