@@ -251,7 +251,7 @@ def check_photometry(
     ------
     SchemaError
         If a label column, ``ebv_prior`` or ``mag_gaia_g`` is missing.
-    ValueError
+    ConfigError
         If ``teff_range`` leaves the locus grid or ``threshold`` is not positive.
     """
     need = ["teff", "logg", "feh", "ebv_prior", f"mag_{REFERENCE}"]

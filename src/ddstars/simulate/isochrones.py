@@ -247,7 +247,7 @@ class MISTGrid:
         ------
         FileNotFoundError
             If the file does not exist.
-        ValueError
+        DataError
             If the file is not HDF5 or its layout is not the expected ``sparse_v1``.
         """
         import h5py
