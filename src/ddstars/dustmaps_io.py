@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ddstars.errors import DataError, DustMapMissingError
+from ddstars.errors import ConfigError, DataError, DustMapMissingError
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ def query_bayestar(
     (not the global NumPy state that ``dustmaps`` would use), so results are reproducible.
     """
     if mode not in BAYESTAR_MODES:
-        raise ValueError(f"mode {mode!r} is not one of {', '.join(BAYESTAR_MODES)}")
+        raise ConfigError(f"mode {mode!r} is not one of {', '.join(BAYESTAR_MODES)}")
     query = bayestar_query_object(map_fname, max_samples)
     coords, shape = _galactic(l_deg, b_deg, d_kpc)
     if mode in ("random_sample", "random_sample_per_pix"):

@@ -16,6 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .errors import DataError
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -108,7 +110,7 @@ class ParquetChunkWriter:
 
     def close(self) -> None:
         if self._writer is None:
-            raise ValueError(f"{self.path}: no rows were written")
+            raise DataError(f"{self.path}: no rows were written")
         self._writer.close()
         self._ctx.__exit__(None, None, None)
 
@@ -135,4 +137,4 @@ def read_json(path: str | Path) -> Any:
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: file not found") from None
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
+        raise DataError(f"{path}: not valid JSON ({err})") from err

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ddstars.catalog import build, schema
-from ddstars.errors import SchemaError
+from ddstars.errors import ConfigError, SchemaError
 
 
 def test_split_is_a_function_of_the_star_id():
@@ -27,7 +27,7 @@ def test_split_is_a_function_of_the_star_id():
     other = build.split_of(ids, seed=8)
     assert 0.4 < np.mean(other == s) < 0.7  # a new seed reshuffles
     assert set(build.split_of(ids[:1000], (0.0, 0.0, 1.0))) == {"test"}
-    with pytest.raises(ValueError, match="summing to 1"):
+    with pytest.raises(ConfigError, match="summing to 1"):
         build.split_of(ids, (0.7, 0.2, 0.2))
 
 
@@ -155,3 +155,49 @@ def test_table1_counts(small_catalog):
     md = build.table1_markdown(build.table1(cat))
     assert "| unwise_w1 |" in md and "839,532" in md
     assert isinstance(pd.read_csv(small_catalog["out"] / "table1.csv"), pd.DataFrame)
+
+
+def _field_metadata(path) -> dict[str, dict[str, str]]:
+    """Per column of the Parquet files under ``path``: its field metadata as read back (the same in every file)."""
+    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    per_file = [
+        {f.name: {k.decode(): v.decode() for k, v in (f.metadata or {}).items()} for f in pq.read_schema(p)}
+        for p in files
+    ]
+    assert files and all(m == per_file[0] for m in per_file)
+    return per_file[0]
+
+
+def _schema_units() -> dict[str, dict[str, str]]:
+    """Unit and description per column, straight from workflow/schemas/catalog.schema.yaml ({band}: 13 columns)."""
+    import yaml
+    from conftest import ROOT
+
+    from ddstars.bands import BAND_NAMES
+
+    doc = yaml.safe_load((ROOT / "workflow" / "schemas" / "catalog.schema.yaml").read_text())
+    out = {}
+    for c in doc["columns"]:
+        for name in [c["name"].format(band=b) for b in BAND_NAMES] if "{band}" in c["name"] else [c["name"]]:
+            out[name] = {"unit": str(c["unit"]), "description": " ".join(str(c["description"]).split())}
+    return out
+
+
+def test_catalog_files_carry_each_columns_unit_and_description(small_catalog):
+    got = _field_metadata(small_catalog["out"] / "stars")
+    want = _schema_units()
+    assert {k: v for k, v in got.items() if k in want} == want
+    assert got["teff"]["unit"] == "K" and got["ra"]["unit"] == "deg"
+
+
+def test_an_imported_catalog_carries_them_too(small_catalog, tmp_path):
+    from ddstars.catalog.external import import_catalog
+
+    cat = build.read_catalog(small_catalog["out"] / "stars")
+    required = [c.name for c in schema.columns() if c.tier == "required"]
+    cat[required].to_parquet(tmp_path / "mine.parquet", index=False)  # pandas: no units in the user's file
+    assert all(not f.metadata for f in pq.read_schema(tmp_path / "mine.parquet"))
+    import_catalog(tmp_path / "mine.parquet", tmp_path / "stars", small_catalog["options"])
+    got = _field_metadata(tmp_path / "stars")
+    want = _schema_units()
+    assert {k: v for k, v in got.items() if k in want} == want

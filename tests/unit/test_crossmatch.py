@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from ddstars.catalog import crossmatch
+from ddstars.errors import ConfigError
 
 AS = 1 / 3600.0
 
@@ -72,7 +73,7 @@ def test_priority_keeps_one_row_per_star():
     assert report["lamost"]["duplicate_lower_priority"] == 2 and report["galah"]["duplicate_lower_priority"] == 1
     kept2, _ = crossmatch.select_by_priority(m, ("lamost", "galah", "apogee"))
     assert (kept2["survey"] == "lamost").all()
-    with pytest.raises(ValueError, match="apogee missing from catalog.survey_priority"):
+    with pytest.raises(ConfigError, match="apogee missing from catalog.survey_priority"):
         crossmatch.select_by_priority(m, ("galah", "lamost"))
 
 

@@ -16,7 +16,7 @@ from astropy.coordinates import SkyCoord
 from scipy.integrate import quad
 
 from ddstars.dustmaps_io import configure_dustmaps, query_bayestar, query_sfd
-from ddstars.errors import DustMapMissingError
+from ddstars.errors import ConfigError, DustMapMissingError
 from ddstars.simulate.dust import DustModel, write_bayestar_like, write_sfd_like
 
 H, EBV, ZSUN = 0.12, 0.4, 0.02
@@ -246,7 +246,7 @@ def test_bayestar_modes(bayestar_file):
     assert np.all((r1[:2] >= s[:2].min(axis=1)) & (r1[:2] <= s[:2].max(axis=1)))
     pct = query_bayestar(bayestar_file, lon[:2], b[:2], 1.0, mode="percentile", pct=[16, 84])
     assert pct.shape == (2, 2) and np.all(pct[:, 1] >= pct[:, 0])
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(ConfigError, match="mode"):
         query_bayestar(bayestar_file, lon, b, 1.0, mode="nearest")
 
 

@@ -9,6 +9,7 @@ import lachesis_grids
 import numpy as np
 import pytest
 
+from ddstars.errors import DataError
 from ddstars.simulate.isochrones import (
     CUBE_COLUMNS,
     EEP_MAX,
@@ -288,12 +289,12 @@ def test_bad_layout_raises(tmp_path: Path) -> None:
         f["lengths"] = [1, 1, 1, 1]
         f["offsets"] = [0, 0, 0, 0]
         f["values"] = np.zeros((4, 1), "f4")
-    with pytest.raises(ValueError, match="sparse_v1") as exc:
+    with pytest.raises(DataError, match="sparse_v1") as exc:
         MISTGrid.load(bad)
     assert str(bad) in str(exc.value)
     text = tmp_path / "text.h5"
     text.write_text("not hdf5")
-    with pytest.raises(ValueError, match=str(text)):
+    with pytest.raises(DataError, match=str(text)):
         MISTGrid.load(text)
 
 

@@ -82,6 +82,30 @@ def test_bad_config_stops_before_any_job(tmp_path, edit, words):
     assert not (tmp_path / "resources").exists() and not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (lambda c: c["train"]["chi2_cut"].__setitem__("rounds", 25), "train.chi2_cut.rounds"),
+        (lambda c: c["catalog"].__setitem__("mag_error_max", 0.01), "catalog.mag_error_max"),
+        (lambda c: c["simulate"]["population"].__setitem__("teff_range_k", [8500.0, 3800.0]), "teff_range_k"),
+        (lambda c: c["validation"]["figures"].__setitem__("labels", {"teff_range": [9000, 3000]}), "teff_range"),
+    ],
+    ids=["chi2-rounds", "mag-error-max", "reversed-teff-range", "reversed-figure-range"],
+)
+def test_contradictory_config_stops_the_dry_run_before_any_job(tmp_path, edit, key):
+    """Values that pass the schema but contradict each other stop `snakemake -n` at parse time, naming the key."""
+    cfg = small_config(n_stars=2000)
+    edit(cfg)
+    write_config(tmp_path, cfg)
+    r = snakemake("-n", "--cores", "1", workdir=tmp_path)
+    out = r.stdout + r.stderr  # a dry run logs its error to stdout
+    assert r.returncode != 0
+    assert "the config has 1 problem(s):" in out
+    assert f"{key}: " in out, out[-2000:]
+    assert not jobs(out) and "Job stats" not in out  # no job was even planned
+    assert not (tmp_path / "resources").exists() and not (tmp_path / "results").exists()
+
+
 def test_tiny_end_to_end_run_then_nothing_to_do(tiny_run):
     tmp_path, cfg, r = tiny_run
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

@@ -8,11 +8,12 @@ SRC = Path(workflow.basedir) / "src"
 if str(SRC) not in sys.path:
     sys.path.insert(0, str(SRC))  # the archive interface decides where each archive table lives
 
-from ddstars.configcheck import check_config, check_paths  # noqa: E402
+from ddstars.configcheck import check_config  # noqa: E402
 
-# Stop before any job runs if the config has an unknown key, a wrong type or a value out of range, with one
-# line per problem naming the key (check_config); then Snakemake's own validation, which fills defaults.
-check_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+# Stop before any job runs if the config has an unknown key, a wrong type, a value out of range, values that
+# contradict each other or a path that is not there and that no rule makes, with one line per problem naming
+# the key (check_config); then Snakemake's own validation, which fills defaults.
+check_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml", "resources/simulated")
 validate(config, schema="../schemas/config.schema.yaml")
 
 from ddstars.archives import table_path  # noqa: E402
@@ -32,10 +33,6 @@ SIM_TABLES = [
     "apogee_dr16_allstar",
     "galah_dr2",
 ]
-
-
-# Config paths that are not there and that no rule makes stop the run here, naming the key and the file.
-check_paths(config, SIM)
 
 
 def package_code(*subpackages):

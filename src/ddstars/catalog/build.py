@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from ..bands import BAND_NAMES
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from . import schema
 from .crossmatch import DEFAULT_PRIORITY, select_by_priority
 from .offsets import apply_offsets
@@ -65,7 +65,7 @@ def split_of(star_id: np.ndarray, fractions: Sequence[float] = (0.7, 0.2, 0.1), 
     in the same split on every run and whatever other stars are in the catalog."""
     f = np.asarray(fractions, dtype=float)
     if f.shape != (3,) or np.any(f < 0) or not np.isclose(f.sum(), 1.0):
-        raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {list(fractions)}")
+        raise ConfigError(f"split fractions must be three non-negative numbers summing to 1, got {list(fractions)}")
     ids = np.asarray(star_id).astype(np.int64).view(np.uint64)
     h = _splitmix64(ids ^ _splitmix64(np.array([seed], dtype=np.uint64))[0])
     u = (h >> np.uint64(11)).astype(np.float64) / float(2**53)

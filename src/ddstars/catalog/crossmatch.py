@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 SPEC_RADIUS_ARCSEC = 0.2
@@ -137,7 +139,7 @@ def select_by_priority(
     """
     unknown = sorted(set(matched["survey"].astype(str)) - set(priority))
     if unknown:
-        raise ValueError(f"survey(s) {', '.join(unknown)} missing from catalog.survey_priority {list(priority)}")
+        raise ConfigError(f"survey(s) {', '.join(unknown)} missing from catalog.survey_priority {list(priority)}")
     rank = {s: i for i, s in enumerate(priority)}
     m = matched.assign(_rank=matched["survey"].astype(str).map(rank).to_numpy())
     m = m.sort_values(["source_id", "_rank"], kind="stable")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .clean import LABELS
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def offsets_document(options: Mapping[str, Any], matched: pd.DataFrame) -> dict[
             for s in [reference, *surveys]
         }
     else:
-        raise ValueError(f"catalog.offsets.mode is {mode!r}; expected 'measure' or 'fixed'")
+        raise ConfigError(f"catalog.offsets.mode is {mode!r}; expected 'measure' or 'fixed'")
     return {
         "mode": mode,
         "reference": reference,

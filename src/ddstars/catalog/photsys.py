@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from ..bands import BAND_NAMES, BANDS
-from ..errors import DataError, SchemaError
+from ..errors import ConfigError, DataError, SchemaError
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +251,7 @@ def check_photometry(
     ------
     SchemaError
         If a label column, ``ebv_prior`` or ``mag_gaia_g`` is missing.
-    ValueError
+    ConfigError
         If ``teff_range`` leaves the locus grid or ``threshold`` is not positive.
     """
     need = ["teff", "logg", "feh", "ebv_prior", f"mag_{REFERENCE}"]
@@ -259,10 +259,10 @@ def check_photometry(
     if missing:
         raise SchemaError(f"photometric-system check needs columns {', '.join(missing)} (missing from the table)")
     if not threshold > 0:
-        raise ValueError(f"threshold must be positive [mag]; got {threshold}")
+        raise ConfigError(f"threshold must be positive [mag]; got {threshold}")
     grid, colour, dr = _locus_arrays()
     if teff_range[0] < grid[0] or teff_range[1] > grid[-1] or teff_range[0] >= teff_range[1]:
-        raise ValueError(
+        raise ConfigError(
             f"teff_range {teff_range} must be an interval inside the locus grid {grid[0]:.0f}-{grid[-1]:.0f} K"
         )
 
@@ -312,7 +312,7 @@ def check_photometry(
     # Predicted m_b - m_G per selected star (vectorised over stars; the loop runs over the 12 bands).
     unknown = sorted(set(references) - set(REFERENCES))
     if unknown or not references:
-        raise ValueError(f"references must be some of {list(REFERENCES)}; got {list(references)}")
+        raise ConfigError(f"references must be some of {list(REFERENCES)}; got {list(references)}")
     t_sel, e_sel = teff[base], ebv[base]
     ref_colour: dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}
     if "locus" in references:

@@ -98,8 +98,14 @@ def partition_column(order: int) -> str:
 
 
 def arrow_schema() -> pa.Schema:
-    """Arrow schema of the catalog files (without the partition column)."""
-    return pa.schema([pa.field(c.name, c.arrow, nullable=c.nullable) for c in columns()])
+    """Arrow schema of the catalog files (without the partition column); each field carries the schema's
+    ``unit`` ("" for a dimensionless column) and ``description`` as field metadata, stored in the Parquet files."""
+    return pa.schema(
+        [
+            pa.field(c.name, c.arrow, nullable=c.nullable, metadata={"unit": c.unit, "description": c.description})
+            for c in columns()
+        ]
+    )
 
 
 def to_arrow(df: pd.DataFrame) -> pa.Table:

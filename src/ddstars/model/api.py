@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..bands import BAND_NAMES
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from . import likelihood
 from .covariance import from_colour
 from .data import Stars
@@ -50,7 +50,7 @@ def _theta(theta: Any) -> np.ndarray:
     else:
         arr = np.atleast_2d(np.asarray(theta, dtype=np.float64))
     if arr.ndim != 2 or arr.shape[1] != 3:
-        raise ValueError(f"theta must have shape (n, 3) = (Teff, log g, [Fe/H]); got {arr.shape}")
+        raise DataError(f"theta must have shape (n, 3) = (Teff, log g, [Fe/H]); got {arr.shape}")
     return arr
 
 
@@ -126,7 +126,7 @@ class StellarModel:
 
     def __init__(self, keras_model, norm: Normalisation, domain: Domain | None = None, outside: str = "warn"):
         if outside not in OUTSIDE:
-            raise ValueError(f"outside must be one of {', '.join(OUTSIDE)}; got {outside!r}")
+            raise ConfigError(f"outside must be one of {', '.join(OUTSIDE)}; got {outside!r}")
         self.keras_model = keras_model
         self.norm = norm
         self.domain = domain

@@ -302,7 +302,7 @@ class TapClient:
                         return fn()
                     finally:
                         self.session.release()
-            except DataError:
+            except (DataError, ConfigError):  # a ValueError, but not a malformed response
                 raise
             except (RetryableError, TimeoutError) as err:
                 last = err

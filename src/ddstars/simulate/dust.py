@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConfigError, DataError
 from ..io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -85,18 +86,18 @@ class DustModel:
             "r_sun_kpc",
         ):
             if not getattr(self, name) > 0:
-                raise ValueError(f"DustModel.{name} must be > 0, got {getattr(self, name)!r}")
+                raise ConfigError(f"DustModel.{name} must be > 0, got {getattr(self, name)!r}")
         if self.clump_amplitude < 0:
-            raise ValueError(f"DustModel.clump_amplitude must be >= 0, got {self.clump_amplitude}")
+            raise ConfigError(f"DustModel.clump_amplitude must be >= 0, got {self.clump_amplitude}")
         if self.n_modes < 1:
-            raise ValueError(f"DustModel.n_modes must be >= 1, got {self.n_modes}")
+            raise ConfigError(f"DustModel.n_modes must be >= 1, got {self.n_modes}")
         if not 0 < self.min_wavelength_kpc <= self.max_wavelength_kpc:
-            raise ValueError(
+            raise ConfigError(
                 "DustModel needs 0 < min_wavelength_kpc <= max_wavelength_kpc, got "
                 f"{self.min_wavelength_kpc}, {self.max_wavelength_kpc}"
             )
         if not self.d_max_kpc > 0:
-            raise ValueError(f"DustModel.d_max_kpc must be > 0, got {self.d_max_kpc}")
+            raise ConfigError(f"DustModel.d_max_kpc must be > 0, got {self.d_max_kpc}")
         rng = np.random.default_rng(self.seed)
         direction = rng.normal(size=(self.n_modes, 3))
         direction /= np.linalg.norm(direction, axis=1, keepdims=True)
@@ -189,7 +190,7 @@ class DustModel:
         if n == 0:
             return out
         if refine < 1:
-            raise ValueError(f"refine must be >= 1, got {refine}")
+            raise ConfigError(f"refine must be >= 1, got {refine}")
         panel = self.panel_kpc / refine
         xg, wg = np.polynomial.legendre.leggauss(GL_ORDER)
         frac = 0.5 * (xg + 1.0)
@@ -251,9 +252,9 @@ class DustModel:
         l_deg, b_deg = l_deg.ravel(), b_deg.ravel()
         grid = np.atleast_1d(np.asarray(d_grid_kpc, float))
         if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)):
-            raise ValueError("d_grid_kpc must be a non-empty 1-D array of finite distances")
+            raise DataError("d_grid_kpc must be a non-empty 1-D array of finite distances")
         if np.any(grid < 0) or np.any(np.diff(grid) < 0):
-            raise ValueError("d_grid_kpc must be >= 0 and non-decreasing")
+            raise DataError("d_grid_kpc must be >= 0 and non-decreasing")
         n, nd = l_deg.size, grid.size
         bad = ~(np.isfinite(l_deg) & np.isfinite(b_deg))
         l0, b0 = np.where(bad, 0.0, l_deg), np.where(bad, 0.0, b_deg)
@@ -315,7 +316,7 @@ def write_sfd_like(map_dir, model: DustModel, n_pix: int = 512) -> list[Path]:
     from astropy.wcs import WCS
 
     if n_pix < 2:
-        raise ValueError(f"n_pix must be >= 2, got {n_pix}")
+        raise ConfigError(f"n_pix must be >= 2, got {n_pix}")
     map_dir = Path(map_dir)
     paths = []
     for pole in ("ngp", "sgp"):
@@ -359,12 +360,12 @@ def write_bayestar_like(
     from astropy.coordinates import SkyCoord
 
     if not hp.isnsideok(nside, nest=True):
-        raise ValueError(f"nside must be a power of 2, got {nside}")
+        raise ConfigError(f"nside must be a power of 2, got {nside}")
     if n_samples < 1:
-        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        raise ConfigError(f"n_samples must be >= 1, got {n_samples}")
     dm = np.asarray(dm_edges, float)
     if dm.ndim != 1 or dm.size < 2 or np.any(np.diff(dm) <= 0):
-        raise ValueError("dm_edges must be a 1-D increasing array with at least 2 entries")
+        raise ConfigError("dm_edges must be a 1-D increasing array with at least 2 entries")
     if not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng([model.seed, 20190000] if rng is None else rng)
     d_grid = 10.0 ** (dm / 5.0 - 2.0)

@@ -25,6 +25,7 @@ import healpy as hp
 import numpy as np
 
 from ..bands import band_index
+from ..errors import ConfigError
 from .isochrones import MISTGrid, kroupa_imf
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def draw_pool(
     w = np.nan_to_num(w, nan=0.0, posinf=0.0)
     total = w.sum()
     if total <= 0:
-        raise ValueError("isochrone pool has no valid stars: check the component's age and [Fe/H] ranges")
+        raise ConfigError("isochrone pool has no valid stars: check the component's age and [Fe/H] ranges")
     keep = in_label_window(iso, pop) & (w > 0)
     m_g = bc.absolute_magnitudes(iso["teff"][keep], feh[keep], iso["log_l"][keep], np.zeros(keep.sum()))[:, G]
     order = np.argsort(m_g, kind="stable")
@@ -216,7 +217,7 @@ def build_sightline_grid(cfg: dict[str, Any], pools: dict[str, Pool], dust: Any,
         w[:, c, :] = rho * vol[None, :] * frac
     total = w.sum()
     if not np.isfinite(total) or total <= 0:
-        raise ValueError("simulate.selection: no star can fall inside gaia_g_range; widen it")
+        raise ConfigError("simulate.selection: no star can fall inside gaia_g_range; widen it")
     frac_c = w.sum(axis=(0, 2)) / total
     log.info(
         "sightline grid: %d pixels x %d distance bins; expected mix %s",

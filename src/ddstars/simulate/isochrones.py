@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ..errors import DataError
+
 __all__ = [
     "CUBE_COLUMNS",
     "EEP_MAX",
@@ -245,7 +247,7 @@ class MISTGrid:
         ------
         FileNotFoundError
             If the file does not exist.
-        ValueError
+        DataError
             If the file is not HDF5 or its layout is not the expected ``sparse_v1``.
         """
         import h5py
@@ -267,7 +269,7 @@ class MISTGrid:
         try:
             fh = h5py.File(path, "r")
         except OSError as exc:
-            raise ValueError(f"cannot read {path} as HDF5 ({exc}); {expect}") from exc
+            raise DataError(f"cannot read {path} as HDF5 ({exc}); {expect}") from exc
         with fh:
             try:
                 storage = fh.attrs["storage"]
@@ -280,7 +282,7 @@ class MISTGrid:
                 offsets = fh["offsets"][:].astype(np.int64)
                 vshape = fh["values"].shape
             except KeyError as exc:
-                raise ValueError(f"{path}: missing {exc}; {expect}") from exc
+                raise DataError(f"{path}: missing {exc}; {expect}") from exc
             problems = []
             if storage != _STORAGE:
                 problems.append(f"storage={storage!r}")
@@ -297,7 +299,7 @@ class MISTGrid:
             if absent:
                 problems.append(f"columns {absent} absent")
             if problems:
-                raise ValueError(f"{path}: unexpected grid layout ({'; '.join(problems)}); {expect}")
+                raise DataError(f"{path}: unexpected grid layout ({'; '.join(problems)}); {expect}")
             values = fh["values"][:]
 
         n_eep = EEP_MAX + 1
@@ -321,7 +323,7 @@ class MISTGrid:
         big = n_eep + 1
         first = np.where(good, ar, big).min(axis=1)
         if np.any(first == big):
-            raise ValueError(f"{path}: isochrones without any row of phase -1..4")
+            raise DataError(f"{path}: isochrones without any row of phase -1..4")
         # cut each isochrone just before its first dropped-phase row after `first`
         cut = np.where(dropped & (ar >= first[:, None]), ar, big).min(axis=1)
         good &= ar < cut[:, None]

@@ -52,6 +52,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import brentq
 
 from ddstars.bands import BANDS, band_index
+from ddstars.errors import ConfigError
 from ddstars.synphot import C2_AA_K, trapezoid_cell_weights, weight_matrix
 
 __all__ = [
@@ -191,7 +192,7 @@ def extinction_curve(curve: CurveLike, wavelength: ArrayLike) -> FloatArray:
     elif curve == "f99":
         k = np.asarray(F99.evaluate(1e4 / lam, 3.1), dtype=np.float64)
     else:
-        raise ValueError(f"unknown extinction curve {curve!r}; use 'svo_f99_indebetouw', 'f99' or a callable")
+        raise ConfigError(f"unknown extinction curve {curve!r}; use 'svo_f99_indebetouw', 'f99' or a callable")
     k = np.broadcast_to(k, lam.shape)
     if not np.all(np.isfinite(k) & (k > 0)):
         raise ValueError("the extinction curve must be finite and positive over the passband")
@@ -230,7 +231,7 @@ def load_passband(band: PassbandLike = "gaia_g", passband: str = "maw2018") -> t
         band_index(band)  # KeyError naming the valid bands
         if passband == "maw2018":
             if band not in _MAW2018_NAMES:
-                raise ValueError(f"MAW 2018 passbands exist for {sorted(_MAW2018_NAMES)} only; got {band!r}")
+                raise ConfigError(f"MAW 2018 passbands exist for {sorted(_MAW2018_NAMES)} only; got {band!r}")
             import h5py
 
             with h5py.File(_pyphot_library(), "r") as lib:
@@ -247,7 +248,7 @@ def load_passband(band: PassbandLike = "gaia_g", passband: str = "maw2018") -> t
             f = speclite.filters.load_filter(BANDS[band_index(band)].speclite)
             lam, resp = f.wavelength, f.response
         else:
-            raise ValueError(f"unknown passband source {passband!r}; use 'maw2018' or 'speclite'")
+            raise ConfigError(f"unknown passband source {passband!r}; use 'maw2018' or 'speclite'")
     else:
         lam, resp = band
     lam = np.asarray(lam, dtype=np.float64)
@@ -306,7 +307,7 @@ def passband_moments(
         lam0, dlam = 1.0 / nu0, dnu / nu0**2
         lo, hi = 1.0 / (nu0 + dnu), 1.0 / (nu0 - dnu)
     else:
-        raise ValueError(f"measure must be 'wavelength' or 'frequency'; got {measure!r}")
+        raise ConfigError(f"measure must be 'wavelength' or 'frequency'; got {measure!r}")
     if lo <= 0:
         raise ValueError("the passband is too wide for a one-sigma γ estimate (λ0 - Δλ <= 0)")
     k_lo, k_hi = extinction_curve(curve, np.array([lo, hi]))
@@ -357,7 +358,7 @@ class _BandIntegral:
         elif counting == "energy":
             weights = resp * trapezoid_cell_weights(lam)
         else:
-            raise ValueError(f"counting must be 'photon' or 'energy'; got {counting!r}")
+            raise ConfigError(f"counting must be 'photon' or 'energy'; got {counting!r}")
         keep = weights > 0
         self.wavelength = lam[keep]
         self.weights = weights[keep]
@@ -491,11 +492,11 @@ def appendix_b(
         optionally ``simulation_f99_speclite``.
     """
     if not (np.isfinite(a_ref) and a_ref > 0):
-        raise ValueError(f"a_ref must be a positive number of magnitudes; got {a_ref}")
+        raise ConfigError(f"a_ref must be a positive number of magnitudes; got {a_ref}")
     if not (np.isfinite(a_max) and a_max > 0) or int(n_a) != n_a or n_a < 2:
-        raise ValueError("a_max must be positive and n_a an integer >= 2")
+        raise ConfigError("a_max must be positive and n_a an integer >= 2")
     if not (np.isfinite(floor) and floor > 0):
-        raise ValueError(f"floor must be a positive number of magnitudes; got {floor}")
+        raise ConfigError(f"floor must be a positive number of magnitudes; got {floor}")
     a_grid, tgrid = _check_inputs(np.linspace(0.0, a_max, int(n_a)), teff_grid)
     _check_inputs(a_ref, teff)
     integral = _BandIntegral(band, curve, passband, counting)
