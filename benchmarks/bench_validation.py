@@ -275,8 +275,8 @@ def step_summary(work: str, catalog: str, model: str, truth: str | None) -> dict
 
 
 def step_figure(name: str, work: str, catalog: str, model: str, truth: str | None) -> dict:
-    from ddstars.validation import stage
     from ddstars.figures import FIGURES
+    from ddstars.validation import stage
 
     cfg = _config()
     v = cfg["validation"]
