@@ -275,8 +275,8 @@ def step_summary(work: str, catalog: str, model: str, truth: str | None) -> dict
 
 
 def step_figure(name: str, work: str, catalog: str, model: str, truth: str | None) -> dict:
+    from ddstars.figures import FIGURES
     from ddstars.validation import stage
-    from ddstars.validation.figures import FIGURES
 
     cfg = _config()
     v = cfg["validation"]
@@ -300,7 +300,7 @@ def step_figure(name: str, work: str, catalog: str, model: str, truth: str | Non
 
 
 def figure_names() -> dict:
-    from ddstars.validation.figures import FIGURES
+    from ddstars.figures import FIGURES
 
     return {"names": list(FIGURES)}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -196,11 +197,25 @@ def test_comparison_with_the_published_model(validated, trained_sky, tmp_path):
     # blackbody stars are not real stars: the published model fits them far worse than the one trained on them
     assert c["chi2"]["mean_chi2_dof"] > s["chi2"]["mean_chi2_dof"]
     inputs = {"table": validated["out"] / "test_stars.parquet", "compare_table": tmp_path / "cmp.parquet"}
-    for name in ("residual_scores", "residual_maps", "chi2"):
+    said = {
+        "residual_scores": "; blue: the comparison model (Green et al. 2021).",
+        "residual_maps": "; lower rows: the comparison model on the same stars.",
+        "chi2": "Comparison model (Green et al. 2021, blue) on the same stars",
+    }
+    for name, words in said.items():
         out = {k: tmp_path / f"{name}.{k}" for k in ("pdf", "png", "caption")}
         cap = stage.run_figure(name, inputs, out, None, dpi=40, compare_label=c["label"])
-        assert out["png"].stat().st_size > 0 and out["pdf"].read_bytes().startswith(b"%PDF")
-        assert "Green et al. 2021" in cap or "comparison" in cap
+        assert out["png"].read_bytes().startswith(b"\x89PNG") and out["pdf"].read_bytes().startswith(b"%PDF")
+        assert words in cap, cap
+    # the χ² figure quotes the summary's numbers, for this model and the comparison
+    num = r"(\d+\.\d+)"
+    for stats, pattern in (
+        (s["chi2"], rf"χ²/dof < 5: {num}; < 10: {num}; fraction ≥ 5: {num}%"),
+        (c["chi2"], rf"on the same stars: mean over < 5 {num}, < 10 {num}, fraction ≥ 5 {num}%"),
+    ):
+        got = [float(x) for x in re.search(pattern, cap).groups()]
+        want = [stats["mean_chi2_dof_lt5"], stats["mean_chi2_dof_lt10"], 100 * stats["fraction_chi2_dof_ge5"]]
+        assert got == pytest.approx(want, abs=0.0051), pattern
 
 
 def test_test_stars_are_inside_the_training_domain_and_far_labels_are_not(validated):

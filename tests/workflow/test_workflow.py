@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, jobs, small_config, snakemake, write_config
 
-from ddstars.validation.figures import FIGURES
+from ddstars.figures import FIGURES
 
 pytestmark = pytest.mark.workflow
 

@@ -9,7 +9,7 @@
 # They run on the submitting node (localrules: compute nodes often have no network). How many requests run at
 # once per service is remote.services.<service>.max_concurrent, enforced across jobs by lock files in the cache;
 # how many jobs run at once on that node is --cores (or local-cores in the SLURM profile).
-from ddstars.remote.fetch import read_plan, request_params
+from ddstars.remote.services import request_params
 
 
 def chunk_root(table):
@@ -19,6 +19,8 @@ def chunk_root(table):
 
 def chunk_markers(table):
     """The chunk markers of ``table`` that its plan lists (known once the plan_<table> checkpoint has run)."""
+    from ddstars.remote.fetch import read_plan  # here, not at parse time: it imports healpy, astropy, pyvo
+
     plan_dir = getattr(checkpoints, f"plan_{table}").get().output.plan
     return [str(chunk_root(table) / "done" / f"{cid}.json") for cid in read_plan(plan_dir)["chunks"]]
 

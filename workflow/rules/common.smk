@@ -16,10 +16,10 @@ from ddstars.configcheck import check_config  # noqa: E402
 check_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml", "resources/simulated")
 validate(config, schema="../schemas/config.schema.yaml")
 
+# Only light modules here (no matplotlib, scipy, healpy or pyvo): every `snakemake` call parses this file.
 from ddstars.archives import table_path  # noqa: E402
-from ddstars.remote.services import SPECS as REMOTE_SPECS  # noqa: E402
-from ddstars.remote.stage import upstream_tables as remote_upstream  # noqa: E402
-from ddstars.validation.figures import FIGURES, options as figure_options  # noqa: E402
+from ddstars.figures import FIGURES, options as figure_options  # noqa: E402
+from ddstars.remote.services import SPECS as REMOTE_SPECS, upstream_tables as remote_upstream  # noqa: E402
 
 SIM = "resources/simulated"
 SIM_TABLES = [
@@ -132,7 +132,7 @@ def truth_table():
 
 
 def figure_inputs(name):
-    """The files figure ``name`` reads, by the keys of ddstars.validation.figures.Inputs."""
+    """The files figure ``name`` reads, by the keys of ddstars.figures.inputs.Inputs."""
     files = {
         "table": f"{VAL}/test_stars.parquet",
         "model": MODEL_FILES,

@@ -80,7 +80,7 @@ for _name in FIGURES:
             f"figure_{_name}"
         input:
             **figure_inputs(_name),
-            code=package_code("validation"),
+            code=package_code("figures", "validation"),
         output:
             pdf=f"{FIG}/{_name}.pdf",
             png=report(

@@ -26,7 +26,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 from xml.parsers.expat import ExpatError
 
 import numpy as np
@@ -40,6 +39,7 @@ from pyvo.dal.tap import AsyncTAPJob
 
 from ..errors import ConfigError, DataError
 from ..io import atomic_path
+from .services import strip_userinfo
 
 
 class ChunkOverflowError(DataError):
@@ -87,16 +87,6 @@ def load_credentials(
         if environ.get(prefix + k.upper()):
             creds[k] = environ[prefix + k.upper()]
     return creds
-
-
-def strip_userinfo(url: str) -> str:
-    """``url`` without ``user:password@``."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 # ----------------------------------------------------------------------------------------- concurrency

@@ -12,7 +12,6 @@ Chunk ids are deterministic functions of the config and the inputs; the sidecar 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import time
@@ -34,7 +33,8 @@ from ..errors import DataError
 from ..io import write_json, write_parquet
 from . import services as sv
 from .cache import ChunkCache
-from .client import TapClient, load_credentials, strip_userinfo, to_arrow
+from .client import TapClient, load_credentials, to_arrow
+from .services import strip_userinfo
 
 
 @dataclass(frozen=True)
@@ -258,16 +258,6 @@ def _fetch_file(spec: sv.QuerySpec, chunk: Chunk, client: TapClient, cache: Chun
 # ------------------------------------------------------------------- the workflow's plan / chunk / assemble jobs
 PLAN_FILE = "plan.json"
 INPUTS_FILE = "inputs.parquet"
-
-
-def request_params(table: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    """What decides ``table``'s requests: its resolved query spec and its service URL (the plan rule's params).
-
-    Concurrency, retries, timeouts and credentials are left out: changing them must not refetch anything.
-    """
-    spec = sv.spec_for(table, config)
-    url = sv.remote_config(config)["services"][spec.service]["url"]
-    return {**dataclasses.asdict(spec), "url": strip_userinfo(url)}
 
 
 def write_plan(table: str, config: Mapping[str, Any], inputs: pd.DataFrame | None, plan_dir: str | Path) -> dict:

@@ -23,10 +23,12 @@ only ``RAJ2000``/``DEJ2000`` are renamed by default; override the rest with ``re
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from ..archives import TABLES
 from ..errors import ConfigError
@@ -133,6 +135,12 @@ SPECS: dict[str, QuerySpec] = {
     )
 }  # fmt: skip
 
+
+def upstream_tables(table: str) -> list[str]:
+    """The archive tables whose rows ``table``'s queries need (uploads, id lists); [] for the first ones."""
+    return list(dict.fromkeys(up for up, _ in SPECS[table].upstream))
+
+
 # The ``remote:`` config section's defaults (mirrored in workflow/schemas/config.schema.yaml).
 DEFAULT_CONFIG: dict[str, Any] = {
     "cache_dir": "resources/archives/raw",
@@ -203,6 +211,26 @@ def spec_for(table: str, config: Mapping[str, Any] | None = None) -> QuerySpec:
 
 
 # ---------------------------------------------------------------------------------------------------- ADQL
+def strip_userinfo(url: str) -> str:
+    """``url`` without ``user:password@``."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def request_params(table: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """What decides ``table``'s requests: its resolved query spec and its service URL (the plan rule's params).
+
+    Concurrency, retries, timeouts and credentials are left out: changing them must not refetch anything.
+    """
+    spec = spec_for(table, config)
+    url = remote_config(config)["services"][spec.service]["url"]
+    return {**dataclasses.asdict(spec), "url": strip_userinfo(url)}
+
+
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _RESERVED = {"primary", "size", "distance", "value", "first", "last", "position", "date", "time", "user", "zone"}
 

@@ -21,14 +21,9 @@ from typing import Any
 from ..archives import read_table
 from ..io import write_json
 from . import fetch
-from . import services as sv
+from .services import upstream_tables  # noqa: F401  (read here by the tests)
 
 log = logging.getLogger(__name__)
-
-
-def upstream_tables(table: str) -> list[str]:
-    """The archive tables whose rows ``table``'s queries need (uploads, id lists); [] for the first ones."""
-    return list(dict.fromkeys(up for up, _ in sv.SPECS[table].upstream))
 
 
 def _inputs(table: str, upstream: Mapping[str, str | Path]):

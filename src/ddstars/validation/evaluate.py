@@ -28,50 +28,9 @@ from ..bands import BAND_NAMES, N_BANDS, band_index
 from ..errors import ConfigError
 from ..model import likelihood
 from ..model.data import Stars
+from .colours import COLOURS, colour_name
 
 log = logging.getLogger(__name__)
-
-#: Colours of neighbouring bands in wavelength, (X, Y) for X - Y.
-NEIGHBOUR_COLOURS: tuple[tuple[str, str], ...] = (
-    ("gaia_bp", "gaia_rp"),
-    ("ps1_g", "ps1_r"),
-    ("ps1_r", "ps1_i"),
-    ("ps1_i", "ps1_z"),
-    ("ps1_z", "ps1_y"),
-    ("ps1_y", "tmass_j"),
-    ("tmass_j", "tmass_h"),
-    ("tmass_h", "tmass_ks"),
-    ("tmass_ks", "unwise_w1"),
-    ("unwise_w1", "unwise_w2"),
-)
-#: Default colours: the neighbours, then every band against G (the colour basis).
-COLOURS: tuple[tuple[str, str], ...] = (*NEIGHBOUR_COLOURS, *((b, "gaia_g") for b in BAND_NAMES[1:]))
-
-SHORT = {
-    "gaia_g": "G",
-    "gaia_bp": "BP",
-    "gaia_rp": "RP",
-    "ps1_g": "g",
-    "ps1_r": "r",
-    "ps1_i": "i",
-    "ps1_z": "z",
-    "ps1_y": "y",
-    "tmass_j": "J",
-    "tmass_h": "H",
-    "tmass_ks": "Ks",
-    "unwise_w1": "W1",
-    "unwise_w2": "W2",
-}
-
-
-def colour_name(x: str, y: str) -> str:
-    """Column stem of colour X - Y, e.g. ``ps1_r-ps1_i``."""
-    return f"{x}-{y}"
-
-
-def colour_label(x: str, y: str) -> str:
-    """Plot label of colour X - Y, e.g. ``r − i``."""
-    return f"{SHORT[x]} − {SHORT[y]}"
 
 
 def parse_colours(colours: Sequence[Sequence[str]] | None) -> list[tuple[str, str]]:

@@ -125,8 +125,9 @@ def run_figure(
     dpi: int = 150,
     compare_label: str | None = None,
 ) -> str:
-    """Draw one figure from its inputs (keys of :class:`.figures.Inputs`)."""
-    from .figures import Inputs, render
+    """Draw one figure from its inputs (keys of :class:`ddstars.figures.inputs.Inputs`)."""
+    from ..figures import render
+    from ..figures.inputs import Inputs
 
     paths = {k: (str(Path(v[0]).parent) if k == "model" else str(v)) for k, v in inputs.items() if k != "code"}
     return render(

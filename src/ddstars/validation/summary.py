@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..bands import BAND_NAMES, BANDS, N_R_JUDGED
-from .evaluate import colour_name
+from .colours import colour_name
 
 log = logging.getLogger(__name__)
 
