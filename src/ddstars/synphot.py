@@ -167,6 +167,10 @@ class Photometer:
         Stars per chunk of the exact calculation; the chunk buffers take about
         ``3 · chunk_size · n_lambda · itemsize`` bytes (≈ 240 MB at the defaults).
 
+    The methods take per-star ``teff`` (effective temperature [K], > 0), ``feh`` ([Fe/H] [dex]), ``ebv``
+    (E(B-V) [mag] on the scale set by ``norm``) and ``log_l`` (log10 luminosity [L☉]) as array_likes that
+    broadcast against each other.
+
     Attributes
     ----------
     wavelength : ndarray, shape (nλ,)
@@ -253,13 +257,6 @@ class Photometer:
         The absorbed part ``∫ B (1 - e^(-τ_b)) dλ`` is integrated on a log grid over
         10-12,000 Å (relative accuracy ~1e-8 for 1000 K < T < 10^5 K); the total is analytic.
 
-        Parameters
-        ----------
-        teff : array_like
-            Effective temperature [K].
-        feh : array_like
-            Metallicity [Fe/H] [dex].
-
         Returns
         -------
         ndarray
@@ -345,17 +342,6 @@ class Photometer:
     ) -> FloatArray:
         """Flux density at 10 pc on :attr:`wavelength` (float64, not chunked; for small n).
 
-        Parameters
-        ----------
-        teff : array_like
-            Effective temperature [K].
-        feh : array_like
-            Metallicity [Fe/H] [dex].
-        ebv : array_like
-            Reddening E(B-V) [mag] on the scale set by ``norm``.
-        log_l : array_like
-            log10 of the luminosity [L☉].
-
         Returns
         -------
         ndarray, shape (*broadcast_shape, nλ)
@@ -387,17 +373,6 @@ class Photometer:
     ) -> FloatArray:
         """Exact absolute magnitudes (at 10 pc) in the bands' native systems.
 
-        Parameters
-        ----------
-        teff : array_like
-            Effective temperature [K], > 0.
-        feh : array_like
-            Metallicity [Fe/H] [dex].
-        log_l : array_like
-            log10 of the luminosity [L☉].
-        ebv : array_like
-            Reddening E(B-V) [mag] on the scale set by ``norm`` (negative values extrapolate).
-
         Returns
         -------
         ndarray, shape (*broadcast_shape, 13)
@@ -428,13 +403,6 @@ class Photometer:
         With ``m_b(E) = -2.5 log10 Σ_λ W_bλ S_λ exp(-0.4 ln10 · N R_V E k_λ)``,
         ``dm_b/dE|₀ = (2.5/ln10)(0.4 ln10) N R_V Σ W S k / Σ W S = N R_V Σ W S k / Σ W S``:
         the magnitude/neper factors cancel exactly.
-
-        Parameters
-        ----------
-        teff : array_like
-            Effective temperature [K].
-        feh : array_like
-            Metallicity [Fe/H] [dex].
 
         Returns
         -------
@@ -599,32 +567,9 @@ class BCTable:
         ebv: ArrayLike = 0.0,
         chunk_size: int = 65536,
     ) -> FloatArray:
-        """Trilinearly interpolated absolute magnitudes, shifted by ``-2.5 log_l``.
-
-        Parameters
-        ----------
-        teff : array_like
-            Effective temperature [K].
-        feh : array_like
-            Metallicity [Fe/H] [dex].
-        log_l : array_like
-            log10 of the luminosity [L☉].
-        ebv : array_like
-            Reddening E(B-V) [mag].
-        chunk_size : int
-            Stars per interpolation chunk.
-
-        Returns
-        -------
-        ndarray, shape (*broadcast_shape, 13)
-            Native-system magnitudes [mag], float64.
-
-        Raises
-        ------
-        ValueError
-            If any teff, feh or ebv lies outside the table (message names the quantity and
-            its range), or inputs are non-finite.
-        """
+        """:meth:`Photometer.absolute_magnitudes` trilinearly interpolated in the table, in chunks of
+        ``chunk_size`` stars (float64, native systems). A ValueError names the quantity outside the table and
+        its range, or non-finite inputs."""
         shape, (t, f, ll, e) = _broadcast_inputs(teff=teff, feh=feh, log_l=log_l, ebv=ebv)
         _check_teff(t)
         i, ti = self._locate_teff(t)
@@ -653,25 +598,7 @@ class BCTable:
         return out.reshape(*shape, N_BANDS)
 
     def reddening_vector(self, teff: ArrayLike, feh: ArrayLike) -> FloatArray:
-        """Bilinearly interpolated E → 0 extinction slopes R_b [mag per unit E].
-
-        Parameters
-        ----------
-        teff : array_like
-            Effective temperature [K].
-        feh : array_like
-            Metallicity [Fe/H] [dex].
-
-        Returns
-        -------
-        ndarray, shape (*broadcast_shape, 13)
-            R_b, float64.
-
-        Raises
-        ------
-        ValueError
-            If teff or feh lies outside the table.
-        """
+        """:meth:`Photometer.reddening_vector` bilinearly interpolated in the table (a ValueError outside it)."""
         shape, (t, f) = _broadcast_inputs(teff=teff, feh=feh)
         _check_teff(t)
         i, ti = self._locate_teff(t)

@@ -419,6 +419,13 @@ class MISTGrid:
         f = x - x0
         return (1 - f) * self._mass_at_int(x0, base, w) + f * self._mass_at_int(x0 + 1, base, w)
 
+    def _locate(self, x: ArrayLike, log_age: ArrayLike, feh: ArrayLike):
+        """Broadcast (x, age, [Fe/H]) and find each point's isochrone corners and their EEP range: the input
+        shape, x flattened, corner isochrones, weights, inside-grid mask, lowest and highest EEP."""
+        x_b, age_b, feh_b = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (x, log_age, feh)))
+        iso, w, inside = self._corners(age_b.ravel(), feh_b.ravel())
+        return (x_b.shape, x_b.ravel(), iso, w, inside, *self._range(iso, w))
+
     def interpolate(self, eep: ArrayLike, log_age: ArrayLike, feh: ArrayLike) -> IsochronePoints:
         """Interpolate the grid at (EEP, log age, [Fe/H]).
 
@@ -440,15 +447,7 @@ class MISTGrid:
         IsochronePoints
             Arrays of the broadcast input shape (see :class:`IsochronePoints`).
         """
-        eep_b, age_b, feh_b = np.broadcast_arrays(
-            np.asarray(eep, dtype=np.float64),
-            np.asarray(log_age, dtype=np.float64),
-            np.asarray(feh, dtype=np.float64),
-        )
-        shape = eep_b.shape
-        e = eep_b.ravel()
-        iso, w, inside = self._corners(age_b.ravel(), feh_b.ravel())
-        lo, hi = self._range(iso, w)
+        shape, e, iso, w, inside, lo, hi = self._locate(eep, log_age, feh)
         fin = np.isfinite(e)
         valid = inside & fin & (e >= lo) & (e <= hi) & (e >= 0) & (e <= self.n_eep - 1)
         ec = np.clip(np.where(fin, e, 0.0), 0.0, self.n_eep - 1)
@@ -525,15 +524,7 @@ class MISTGrid:
             As :meth:`interpolate`; ``valid`` is also False where the mass is not
             on the isochrone at that age (e.g. already evolved off it).
         """
-        m_b, age_b, feh_b = np.broadcast_arrays(
-            np.asarray(initial_mass, dtype=np.float64),
-            np.asarray(log_age, dtype=np.float64),
-            np.asarray(feh, dtype=np.float64),
-        )
-        shape = m_b.shape
-        m = m_b.ravel()
-        iso, w, inside = self._corners(age_b.ravel(), feh_b.ravel())
-        lo, hi = self._range(iso, w)
+        shape, m, iso, w, inside, lo, hi = self._locate(initial_mass, log_age, feh)
         ok = inside & np.isfinite(m) & (hi > lo)
         eep = np.full(m.size, np.nan)
         idx = np.flatnonzero(ok)
@@ -557,7 +548,7 @@ class MISTGrid:
             with np.errstate(invalid="ignore", divide="ignore"):
                 f = np.where(dm > 0, (mi - m0) / np.where(dm > 0, dm, 1), 0.0)
             eep[idx] = lo_i + np.clip(f, 0.0, 1.0)
-        return self.interpolate(eep.reshape(shape), age_b, feh_b)
+        return self.interpolate(eep.reshape(shape), log_age, feh)
 
 
 def kroupa_imf(mass: ArrayLike) -> NDArray[np.float64]:
