@@ -169,8 +169,9 @@ def figure_inputs(name):
 
 
 def figure_code(name):
-    """Code inputs of rule figure_<name>: those of its script and, where the registry names the module that draws
-    the figure (the script imports it by name), that module's: a change to one figure's module reruns only it."""
+    """Code inputs of the figure_<name> rule: those of its script and, where the registry names the module that
+    draws the figure (the script imports it by name), that module's. A change to one figure's module reruns only
+    that figure."""
     drawn_by = getattr(FIGURES[name], "module", None)  # (``module`` is a Snakemake keyword)
     return code_inputs("../scripts/validation_figure.py", *([drawn_by] if drawn_by else []))
 
