@@ -221,12 +221,19 @@ def test_a_changed_model_module_reruns_training_evaluation_and_the_figures(proje
     assert "Nothing to be done" in r.stdout + r.stderr, r.stdout[-2000:]
     code = {name: set(rule["code"] or []) for name, rule in rules.items()}
     upstream = {name for name in rules if name.startswith(UPSTREAM_OF_TRAINING)}
+    upstream_code = set().union(*(code[u] for u in upstream))
     # a module under model/ that training imports and no stage before it does (else those rerun too, rightly)
-    candidates = sorted(
-        f for f in code["train_model"] if "/model/" in f and not set().union(*(code[u] for u in upstream)) & {f}
-    )
+    candidates = sorted(f for f in code["train_model"] if "/model/" in f and f not in upstream_code)
     assert candidates, "every model module training imports is imported by a rule before training too"
     touched = candidates[0]
+    # a new modification time alone (same content) reruns nothing: Snakemake compares the recorded checksum
+    stat = (project / touched).stat()
+    os.utime(project / touched)
+    try:
+        r = run_snakemake(project, "-n", "--cores", "1")
+    finally:
+        os.utime(project / touched, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert "Nothing to be done" in r.stdout + r.stderr, r.stdout[-2000:]
     ran = dry_run_after_edit(project, project / touched)
     must = {"train_model", "evaluate_test", "validation_summary", "validation_report", "all"} | model_figures
     assert must <= ran, (touched, must - ran)
@@ -270,6 +277,13 @@ def test_a_moved_or_cloned_project_with_its_results_reruns_nothing(project_run, 
         shutil.copytree(project / part, clone / part, symlinks=True)
     newest_result = max(p.stat().st_mtime for p in (clone / "results").rglob("*") if p.is_file())
     assert (clone / "src" / "ddstars" / "io.py").stat().st_mtime > newest_result
-    r = run_snakemake(clone, "-n", "--cores", "1", "--rerun-triggers", "mtime", "params", "input", "software-env")
+    triggers = ("--rerun-triggers", "mtime", "params", "input", "software-env")
+    r = run_snakemake(clone, "-n", "--cores", "1", *triggers)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Nothing to be done" in r.stdout + r.stderr, r.stdout[-3000:]
+    # without the `code` trigger a changed script still reruns its rule: it is among the rule's code inputs
+    script = clone / "workflow" / "scripts" / "validation_report.py"
+    script.write_text(script.read_text() + "\n# an edit that changes no behaviour\n")
+    r = run_snakemake(clone, "-n", "--cores", "1", *triggers)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert jobs(r.stdout) == {"validation_report", "all"}
