@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, jobs, small_config, write_config
 
+from ddstars.codedeps import module_file
+
 pytestmark = pytest.mark.workflow
 
 # Prints {"rules": {name: {"script": path, "code": [...]}}, "figure_modules": {name: module or None}} for the
@@ -251,9 +253,9 @@ def test_a_changed_figure_module_reruns_only_its_figures(project_run):
     # the figure whose module draws the fewest figures
     name = min(modules, key=lambda n: (sum(m == modules[n] for m in modules.values()), n))
     drawn = {f"figure_{n}" for n, m in modules.items() if m == modules[name]}
-    touched = parsed["rules"][f"figure_{name}"]["code"]
-    path = next(f for f in touched if f.endswith(modules[name].replace(".", "/") + ".py"))
-    ran = dry_run_after_edit(project, project / path)
+    path = module_file(modules[name], project / "src")
+    assert str(path.relative_to(project)) in parsed["rules"][f"figure_{name}"]["code"]
+    ran = dry_run_after_edit(project, path)
     assert ran == drawn | {"validation_report", "all"}, (path, ran)
 
 
