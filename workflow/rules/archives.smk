@@ -32,7 +32,7 @@ for _table in REMOTE_TABLES:
             f"plan_{_table}"
         input:
             **{up: str(table_path({**config, "backend": "remote"}, up)) for up in remote_upstream(_table)},
-            code=package_code("remote"),
+            code=code_inputs("../scripts/plan_archive.py"),
         output:
             plan=directory(str(chunk_root(_table) / "plan")),
         localrule: True
@@ -51,6 +51,7 @@ for _table in REMOTE_TABLES:
             f"fetch_chunk_{_table}"
         input:
             plan=str(chunk_root(_table) / "plan"),
+            code=code_inputs("../scripts/fetch_chunk.py"),
         output:
             marker=str(chunk_root(_table) / "done" / "{chunk}.json"),
         wildcard_constraints:
@@ -71,6 +72,7 @@ for _table in REMOTE_TABLES:
         input:
             plan=str(chunk_root(_table) / "plan"),
             markers=lambda wc, t=_table: chunk_markers(t),
+            code=code_inputs("../scripts/fetch_archive.py"),
         output:
             table=str(table_path({**config, "backend": "remote"}, _table)),
         localrule: True  # a concatenation; queueing it on the cluster would only add a wait between tables

@@ -9,7 +9,7 @@ for _survey, _table in SURVEY_ARCHIVE.items():
             f"clean_{_survey}"
         input:
             archive=archive_table(_table),
-            code=package_code("catalog"),
+            code=code_inputs("../scripts/catalog_clean.py"),
         output:
             table=f"{CAT}/clean/{_survey}.parquet",
             rejected=f"{CAT}/clean/{_survey}.rejected.parquet",
@@ -35,7 +35,7 @@ rule crossmatch_spectra:
         **{s: f"{CAT}/clean/{s}.parquet" for s in SPECTRO_SURVEYS},
         gaia=f"{CAT}/clean/gaia.parquet",
         gaia_rejected=f"{CAT}/clean/gaia.rejected.parquet",
-        code=package_code("catalog"),
+        code=code_inputs("../scripts/catalog_crossmatch.py"),
     output:
         table=f"{CAT}/matched_spectra.parquet",
         report=f"{CAT}/crossmatch.json",
@@ -57,7 +57,7 @@ rule crossmatch_spectra:
 rule zero_point_offsets:
     input:
         matched=rules.crossmatch_spectra.output.table,
-        code=package_code("catalog"),
+        code=code_inputs("../scripts/catalog_offsets.py"),
     output:
         f"{CAT}/offsets.json",
     params:
@@ -81,7 +81,7 @@ rule match_photometry:
         unwise=f"{CAT}/clean/unwise.parquet",
         panstarrs1_best_neighbour=archive_table("panstarrs1_best_neighbour"),
         tmass_best_neighbour=archive_table("tmass_best_neighbour"),
-        code=package_code("catalog"),
+        code=code_inputs("../scripts/catalog_photometry.py"),
     output:
         table=f"{CAT}/photometry.parquet",
         report=f"{CAT}/photometry.json",
@@ -107,7 +107,7 @@ rule reddening_prior:
         sfd=dustmap_inputs(config)["sfd"],
         bayestar=dustmap_inputs(config)["bayestar"],
         provision=rules.provision_dustmaps.output.report,  # the maps checked (a changed map reruns the prior)
-        code=package_code("catalog") + [str(SRC / "ddstars" / "dustmaps_io.py")],
+        code=code_inputs("../scripts/catalog_reddening.py"),
     output:
         f"{CAT}/reddening_prior.parquet",
     params:
@@ -139,7 +139,7 @@ if not external_catalog():
             provision=rules.provision_dustmaps.output.report,  # the maps read, recorded in the provenance
             counts=[f"{CAT}/clean/{s}.counts.json" for s in SPECTRO_SURVEYS],
             schema=CATALOG_SCHEMA,
-            code=package_code("catalog"),
+            code=code_inputs("../scripts/catalog_build.py"),
         output:
             catalog=directory(f"{CAT}/stars"),
             report=f"{CAT}/build.json",
@@ -170,7 +170,7 @@ else:
             catalog=external_catalog(),
             validation=f"{CAT}/validation.json",  # a catalog that fails its schema is not imported
             schema=CATALOG_SCHEMA,
-            code=package_code("catalog"),
+            code=code_inputs("../scripts/catalog_import.py"),
         output:
             catalog=directory(f"{CAT}/stars"),
             report=f"{CAT}/import.json",
@@ -196,7 +196,7 @@ rule table1:
     input:
         catalog=catalog_dataset(),
         validated=f"{CAT}/validation.json",
-        code=package_code("catalog"),
+        code=code_inputs("../scripts/catalog_table1.py"),
     output:
         csv=report(f"{CAT}/table1.csv", caption="../report/table1.rst", category="Table 1"),
         md=f"{CAT}/table1.md",
@@ -212,7 +212,7 @@ rule validate_catalog:
     input:
         catalog=external_catalog() or catalog_dataset(),  # the user's file as given, before its import
         schema=CATALOG_SCHEMA,
-        code=package_code("catalog"),
+        code=code_inputs("../scripts/catalog_validate.py"),
     output:
         f"{CAT}/validation.json",
     params:

@@ -1,4 +1,5 @@
 # Shared set-up: config validation, output paths, helpers. Stage files hold only rules.
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 # Only light modules here (no matplotlib, scipy, healpy or pyvo): every `snakemake` call parses this file.
 from ddstars.archives import table_path  # noqa: E402
+from ddstars.codedeps import module_closure, script_closure  # noqa: E402
 from ddstars.figures import FIGURES, options as figure_options  # noqa: E402
 from ddstars.remote.services import SPECS as REMOTE_SPECS, upstream_tables as remote_upstream  # noqa: E402
 
@@ -35,16 +37,32 @@ SIM_TABLES = [
 ]
 
 
-def package_code(*subpackages):
-    """Package modules a rule depends on, listed as inputs so that a code change reruns the rule."""
-    root = SRC / "ddstars"
-    files = sorted(str(p) for sub in subpackages for p in (root / sub).glob("*.py"))
-    return files + [str(root / "bands.py"), str(root / "io.py")]
+def workflow_file(path):
+    """A file of this checkout as a rule input. Relative to the working directory where one holds the other (the
+    default: the repository root), so that the project moved or copied elsewhere with its results reruns
+    nothing (Snakemake records each job's input paths and reruns a job whose paths changed); absolute otherwise,
+    so that a working directory of its own (--directory) can move without rerunning."""
+    path, cwd, base = Path(path).resolve(), Path.cwd().resolve(), Path(workflow.basedir).resolve()
+    return os.path.relpath(path, cwd) if cwd.is_relative_to(base) or base.is_relative_to(cwd) else str(path)
+
+
+RULES_DIR = Path(workflow.basedir) / "workflow" / "rules"
+
+
+def code_inputs(script, *modules):
+    """The code a rule's job runs, listed as inputs so that a change to any of it reruns the rule: ``script`` (as
+    in the rule's ``script:``), the helpers and package modules it imports, at module level or in a function,
+    and ``modules`` (dotted names the script imports by name at run time) with their imports. Computed from the
+    source (ddstars.codedeps), so the list cannot fall behind the code."""
+    files = set(script_closure(RULES_DIR / script))
+    for name in modules:
+        files |= module_closure(name)
+    return sorted(workflow_file(f) for f in files)
 
 
 CAT = "results/catalog"
 MODEL = "results/model"
-CATALOG_SCHEMA = str(Path(workflow.basedir) / "workflow" / "schemas" / "catalog.schema.yaml")
+CATALOG_SCHEMA = workflow_file(Path(workflow.basedir) / "workflow" / "schemas" / "catalog.schema.yaml")
 SPECTRO_SURVEYS = ["lamost", "apogee", "galah"]
 PHOTO_SURVEYS = ["gaia", "ps1", "tmass", "unwise"]
 
@@ -116,7 +134,7 @@ def compare_inputs():
         return []
     if spec == "published":
         root = Path(workflow.basedir) / "resources" / "published" / "green2020"
-        return [str(root / "green2020_nn_model.h5"), str(root / "green2020_theta_normalization.json")]
+        return [workflow_file(root / name) for name in ("green2020_nn_model.h5", "green2020_theta_normalization.json")]
     if spec.endswith(".h5"):
         return [spec] + ([c["normalisation"]] if c.get("normalisation") else [])
     if spec.endswith(".keras"):
@@ -146,6 +164,13 @@ def figure_inputs(name):
     keys = FIGURES[name].inputs
     return {k: files[k] for k in keys if files[k]}
 
+
+def figure_code(name):
+    """Code inputs of the figure_<name> rule: those of its script and, where the registry names the module that
+    draws the figure (the script imports it by name), that module's. A change to one figure's module reruns only
+    that figure."""
+    drawn_by = FIGURES[name].module  # (``module`` is a Snakemake keyword)
+    return code_inputs("../scripts/validation_figure.py", drawn_by)
 
 
 def default_targets():

@@ -9,7 +9,7 @@ rule provision_dustmaps:
         # Simulated maps always (simulate_dustmaps makes them); real ones only once they exist.
         sfd=dustmap_inputs(config)["sfd"],
         bayestar=dustmap_inputs(config)["bayestar"],
-        code=[str(SRC / "ddstars" / name) for name in ("dustmaps_provision.py", "dustmaps_io.py")],
+        code=code_inputs("../scripts/provision_dustmaps.py"),
     output:
         report="results/dustmaps/provision.json",
     params:

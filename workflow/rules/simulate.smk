@@ -3,7 +3,7 @@
 
 rule simulate_dustmaps:
     input:
-        code=package_code("simulate"),
+        code=code_inputs("../scripts/simulate_dustmaps.py"),
     output:
         sfd_ngp=f"{SIM}/dustmaps/sfd/SFD_dust_4096_ngp.fits",
         sfd_sgp=f"{SIM}/dustmaps/sfd/SFD_dust_4096_sgp.fits",
@@ -27,7 +27,7 @@ rule simulate_dustmaps:
 
 rule simulate_sky:
     input:
-        code=package_code("simulate"),
+        code=code_inputs("../scripts/simulate_sky.py"),
     output:
         **{name: f"{SIM}/archives/{name}.parquet" for name in SIM_TABLES},
         truth=f"{SIM}/truth.parquet",
@@ -53,6 +53,7 @@ rule summarize_simulation:
         manifest=rules.simulate_sky.output.manifest,
         sfd_ngp=rules.simulate_dustmaps.output.sfd_ngp,
         bayestar=rules.simulate_dustmaps.output.bayestar,
+        code=code_inputs("../scripts/summarize_simulation.py"),
     output:
         summary="results/simulation/summary.json",
         coverage="results/simulation/coverage.csv",

@@ -5,7 +5,7 @@ rule train_model:
     input:
         catalog=catalog_dataset(),
         validated=f"{CAT}/validation.json",  # an invalid catalog stops the run before training
-        code=package_code("model"),
+        code=code_inputs("../scripts/train_model.py"),
     output:
         model=f"{MODEL}/model.keras",
         normalisation=f"{MODEL}/normalisation.json",

@@ -5,7 +5,7 @@ rule evaluate_test:
     input:
         catalog=catalog_dataset(),
         model=MODEL_FILES,
-        code=package_code("validation", "model"),
+        code=code_inputs("../scripts/validation_evaluate.py"),
     output:
         table=f"{VAL}/test_stars.parquet",
     params:
@@ -28,7 +28,7 @@ rule evaluate_comparison:
     input:
         catalog=catalog_dataset(),
         model=compare_inputs(),
-        code=package_code("validation", "model"),
+        code=code_inputs("../scripts/validation_evaluate.py"),
     output:
         table=f"{VAL}/compare/test_stars.parquet",
     params:
@@ -52,7 +52,7 @@ rule validation_summary:
         model=MODEL_FILES,
         training=f"{MODEL}/summary.json",  # the convergence verdict
         catalog=catalog_dataset(),
-        code=package_code("validation"),
+        code=code_inputs("../scripts/validation_summary.py"),
         **({"truth": truth_table()} if truth_table() else {}),
         **({"compare_table": f"{VAL}/compare/test_stars.parquet"} if compare_config() else {}),
     output:
@@ -80,7 +80,7 @@ for _name in FIGURES:
             f"figure_{_name}"
         input:
             **figure_inputs(_name),
-            code=package_code("figures", "validation"),
+            code=figure_code(_name),
         output:
             pdf=f"{FIG}/{_name}.pdf",
             png=report(
@@ -119,6 +119,7 @@ rule validation_report:
         captions=expand(f"{FIG}/{{name}}.txt", name=FIGURES),
         pngs=expand(f"{FIG}/{{name}}.png", name=FIGURES),
         pdfs=expand(f"{FIG}/{{name}}.pdf", name=FIGURES),
+        code=code_inputs("../scripts/validation_report.py"),
     output:
         report=f"{VAL}/report.md",
     log:
