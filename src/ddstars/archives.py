@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import registry
 from .errors import ConfigError, DataError, SchemaError
 
 
@@ -65,13 +66,18 @@ def _cols(kind: str, names: Iterable[str]) -> dict[str, str]:
 
 _BEST_NEIGHBOUR = {"source_id": "int", "angular_distance": "float"}
 
-TABLES: dict[str, ArchiveTable] = {
+
+def _table(name: str, key: str, columns: Mapping[str, str], ra: str | None = None, dec: str | None = None):
+    """The description of registry table ``name`` (its archive and service table come from the registry)."""
+    entry = registry.TABLES[name]
+    return ArchiveTable(name, entry.archive, entry.service_table, key, columns, ra, dec)
+
+
+_DESCRIPTIONS: dict[str, ArchiveTable] = {
     t.name: t
     for t in (
-        ArchiveTable(
+        _table(
             "gaia_source",
-            "Gaia DR2",
-            "gaiadr2.gaia_source",
             "source_id",
             {
                 "source_id": "int",
@@ -88,24 +94,18 @@ TABLES: dict[str, ArchiveTable] = {
             "ra",
             "dec",
         ),
-        ArchiveTable(
+        _table(
             "panstarrs1_best_neighbour",
-            "Gaia DR2",
-            "gaiadr2.panstarrs1_best_neighbour",
             "source_id",
             {**_BEST_NEIGHBOUR, "original_ext_source_id": "int"},
         ),
-        ArchiveTable(
+        _table(
             "tmass_best_neighbour",
-            "Gaia DR2",
-            "gaiadr2.tmass_best_neighbour",
             "source_id",
             {**_BEST_NEIGHBOUR, "original_ext_source_id": "str"},
         ),
-        ArchiveTable(
+        _table(
             "ps1_mean_object",
-            "Pan-STARRS1 DR2",
-            "dbo.MeanObjectView",
             "objID",
             {
                 "objID": "int",
@@ -117,10 +117,8 @@ TABLES: dict[str, ArchiveTable] = {
             "raMean",
             "decMean",
         ),
-        ArchiveTable(
+        _table(
             "tmass_psc",
-            "2MASS PSC",
-            "fp_psc",
             "designation",
             {
                 "designation": "str",
@@ -133,10 +131,8 @@ TABLES: dict[str, ArchiveTable] = {
             "ra",
             "dec",
         ),
-        ArchiveTable(
+        _table(
             "unwise",
-            "unWISE",
-            "unwise_dr1.object",
             "unwise_objid",
             {
                 "unwise_objid": "str",
@@ -149,10 +145,8 @@ TABLES: dict[str, ArchiveTable] = {
             "ra",
             "dec",
         ),
-        ArchiveTable(
+        _table(
             "lamost_dr5_ddpayne",
-            "LAMOST DR5 DD-Payne",
-            "J/ApJS/245/34/catalog",
             "obsid",
             {
                 "obsid": "int",
@@ -165,10 +159,8 @@ TABLES: dict[str, ArchiveTable] = {
             "ra",
             "dec",
         ),
-        ArchiveTable(
+        _table(
             "apogee_dr16_allstar",
-            "APOGEE DR16",
-            "allStar-r12-l33.fits",
             "APOGEE_ID",
             {
                 "APOGEE_ID": "str",
@@ -182,10 +174,8 @@ TABLES: dict[str, ArchiveTable] = {
             "RA",
             "DEC",
         ),
-        ArchiveTable(
+        _table(
             "galah_dr2",
-            "GALAH DR2",
-            "J/MNRAS/478/4513",
             "sobject_id",
             {
                 "sobject_id": "int",
@@ -200,6 +190,10 @@ TABLES: dict[str, ArchiveTable] = {
         ),
     )
 }
+# One description per registry table, in the registry's order.
+TABLES: dict[str, ArchiveTable] = {name: _DESCRIPTIONS[name] for name in registry.TABLES}
+if set(_DESCRIPTIONS) != set(registry.TABLES):
+    raise RuntimeError(f"archive descriptions and registry tables differ: {set(_DESCRIPTIONS) ^ set(registry.TABLES)}")
 
 BACKENDS = ("simulated", "remote")
 

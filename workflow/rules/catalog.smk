@@ -79,8 +79,7 @@ rule match_photometry:
         tmass=f"{CAT}/clean/tmass.parquet",
         tmass_rejected=f"{CAT}/clean/tmass.rejected.parquet",
         unwise=f"{CAT}/clean/unwise.parquet",
-        panstarrs1_best_neighbour=archive_table("panstarrs1_best_neighbour"),
-        tmass_best_neighbour=archive_table("tmass_best_neighbour"),
+        **{f"{s}_link": archive_table(t) for s, t in registry.LINKS.items()},  # the best-neighbour tables
         code=package_code("catalog"),
     output:
         table=f"{CAT}/photometry.parquet",

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from .. import registry
 from ..bands import BAND_NAMES
 from ..errors import DataError
 from . import schema
@@ -27,26 +28,8 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 PARALLAX_MIN_SNR = 5.0
-TABLE1_PAPER = {  # Green et al. (2021) Table 1, N = 2,888,361
-    "lamost": 2586577,
-    "galah": 122411,
-    "apogee": 179373,
-    "parallax_snr_gt_5": 2442856,
-    "gaia_g": 2888361,
-    "gaia_bp": 2884921,
-    "gaia_rp": 2885425,
-    "ps1_g": 2360242,
-    "ps1_r": 2032495,
-    "ps1_i": 1853962,
-    "ps1_z": 2121541,
-    "ps1_y": 2428790,
-    "tmass_j": 2742702,
-    "tmass_h": 2687149,
-    "tmass_ks": 2576599,
-    "unwise_w1": 839532,
-    "unwise_w2": 1857203,
-}
-TABLE1_PAPER_N = 2888361
+TABLE1_PAPER = registry.paper_table1()  # Green et al. (2021) Table 1 by row name
+TABLE1_PAPER_N = registry.PAPER_TABLE1_N
 
 
 # --------------------------------------------------------------------------------------------- split
@@ -250,7 +233,7 @@ def table1(cat: pd.DataFrame) -> pd.DataFrame:
     known = cat["survey"].notna().any()
     rows = [
         ("spectra", s, int((cat["survey"].astype(str) == s).sum()) if known else pd.NA)
-        for s in ("lamost", "galah", "apogee")
+        for s in registry.release().table1_surveys()
     ]
     rows.append(("parallax", "parallax_snr_gt_5", int(cat["parallax_usable"].sum())))
     rows += [("band", b, int(cat[f"obs_{b}"].sum())) for b in BAND_NAMES]

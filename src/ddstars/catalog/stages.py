@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import archives
+from .. import archives, registry
 from ..errors import DataError
 from ..io import read_json, write_json, write_parquet
 from . import build, clean, crossmatch, offsets, reddening, schema
@@ -32,10 +32,10 @@ def _read(path: PathLike) -> pd.DataFrame:
 def run_clean(survey: str, archive_path: PathLike, out: Mapping[str, PathLike], options: Mapping[str, Any]) -> dict:
     """Rule clean_<survey>: archive table -> ``out["table"]``, ``out["rejected"]``, ``out["counts"]``."""
     t0 = time.perf_counter()
-    table = clean.SURVEY_TABLES[survey]
+    table = registry.SURVEY_TABLES[survey]
     df = archives.read_table(archive_path, table)
     result = clean.clean(survey, df, dict(options))
-    if survey in clean.SPECTROSCOPIC and len(result.table) == 0:
+    if survey in registry.SPECTROSCOPIC and len(result.table) == 0:
         raise DataError(f"{archive_path}: no {survey} row survives the quality cuts ({result.counts['cuts']})")
     write_parquet(result.table, out["table"])
     write_parquet(result.rejected, out["rejected"])
@@ -77,17 +77,22 @@ def run_photometry(
     out_report: PathLike,
     options: Mapping[str, Any],
 ) -> dict:
-    """Rule match_photometry: PS1, 2MASS (best-neighbour tables) and unWISE (sky match) for matched stars."""
+    """Rule match_photometry: PS1, 2MASS (best-neighbour tables) and unWISE (sky match) for matched stars.
+
+    ``tables``: the cleaned ``ps1``, ``tmass``, ``unwise`` (and ``ps1_rejected``, ``tmass_rejected``), and the
+    best-neighbour archive tables as ``ps1_link``, ``tmass_link`` (:data:`ddstars.registry.LINKS`).
+    """
     stars = _stars(matched, gaia, ["ra", "dec"])
-    radii = {k: v for k, v in options.get("match_radius_arcsec", {}).items() if k in ("ps1", "tmass", "unwise")}
+    matched_to_gaia = [s for s in registry.PHOTOMETRIC if s != "gaia"]
+    radii = {k: v for k, v in options.get("match_radius_arcsec", {}).items() if k in matched_to_gaia}
     phot, report = crossmatch.attach_photometry(
         stars,
         _read(tables["ps1"]),
         _read(tables["ps1_rejected"]),
-        archives.read_table(tables["panstarrs1_best_neighbour"], "panstarrs1_best_neighbour"),
+        archives.read_table(tables["ps1_link"], registry.LINKS["ps1"]),
         _read(tables["tmass"]),
         _read(tables["tmass_rejected"]),
-        archives.read_table(tables["tmass_best_neighbour"], "tmass_best_neighbour"),
+        archives.read_table(tables["tmass_link"], registry.LINKS["tmass"]),
         _read(tables["unwise"]),
         radii,
     )
@@ -209,7 +214,7 @@ def run_all(
     out = Path(out)
     times: dict[str, float] = {}
     clean_out = {}
-    for survey, table in clean.SURVEY_TABLES.items():
+    for survey, table in registry.SURVEY_TABLES.items():
         t0 = time.perf_counter()
         paths = {
             "table": out / "clean" / f"{survey}.parquet",
@@ -224,7 +229,7 @@ def run_all(
         (
             "crossmatch_spectra",
             lambda: run_crossmatch(
-                {s: clean_out[s]["table"] for s in clean.SPECTROSCOPIC},
+                {s: clean_out[s]["table"] for s in registry.SPECTROSCOPIC},
                 gaia,
                 clean_out["gaia"]["rejected"],
                 out / "matched_spectra.parquet",
@@ -276,7 +281,7 @@ def run_all(
                     "gaia": gaia,
                     "photometry": out / "photometry.parquet",
                     "reddening": out / "reddening_prior.parquet",
-                    "counts": {s: clean_out[s]["counts"] for s in clean.SPECTROSCOPIC},
+                    "counts": {s: clean_out[s]["counts"] for s in registry.SPECTROSCOPIC},
                 },
                 out / "stars",
                 out / "build.json",
