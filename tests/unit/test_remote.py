@@ -18,6 +18,7 @@ import requests_mock
 from astropy.table import Table
 
 from ddstars import archives
+from ddstars.config import defaults
 from ddstars.errors import ConfigError, DataError
 from ddstars.remote import fetch, services
 from ddstars.remote.cache import ChunkCache
@@ -41,7 +42,7 @@ def config(tmp_path):
             "poll_s": 1.0,
             "timeout_s": 30.0,
             "retries": {"max": 3, "base_s": 1.0, "max_s": 8.0},
-            "services": {s: {"url": _url(s)} for s in services.DEFAULT_CONFIG["services"]},
+            "services": {s: {"url": _url(s)} for s in defaults("remote")["services"]},
             "tables": {t: {"n_chunks": 1} for t, s in services.SPECS.items() if s.kind == "range"},
         },
     }

@@ -10,11 +10,12 @@
 # once per service is remote.services.<service>.max_concurrent, enforced across jobs by lock files in the cache;
 # how many jobs run at once on that node is --cores (or local-cores in the SLURM profile).
 from ddstars.remote.fetch import read_plan, request_params
+from ddstars.remote.stage import chunk_dir
 
 
 def chunk_root(table):
     """<archive_cache>/chunks/<table>: the plan and the chunk markers of a remote archive table."""
-    return table_path({**config, "backend": "remote"}, table).parent / "chunks" / table
+    return chunk_dir(config, table)
 
 
 def chunk_markers(table):

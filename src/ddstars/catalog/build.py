@@ -19,15 +19,16 @@ import pyarrow.dataset as ds
 
 from .. import registry
 from ..bands import BAND_NAMES
+from ..config import defaults, with_defaults
 from ..errors import DataError
 from . import schema
-from .crossmatch import DEFAULT_PRIORITY, select_by_priority
+from .crossmatch import select_by_priority
 from .offsets import apply_offsets
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
-PARALLAX_MIN_SNR = 5.0
+PARALLAX_MIN_SNR = defaults("catalog")["parallax_min_snr"]
 TABLE1_PAPER = registry.paper_table1()  # Green et al. (2021) Table 1 by row name
 TABLE1_PAPER_N = registry.PAPER_TABLE1_N
 
@@ -80,9 +81,9 @@ def assemble(
     ``matched``: spectra matched to good Gaia sources (one row per survey and source);
     ``gaia``: the cleaned Gaia table; ``photometry``/``reddening``: per source_id (index or column).
     """
-    o = dict(options or {})
+    o = with_defaults(options, "catalog")
     labelled = apply_offsets(matched, offsets)
-    stars, prio = select_by_priority(labelled, o.get("survey_priority", DEFAULT_PRIORITY))
+    stars, prio = select_by_priority(labelled, o["survey_priority"])
     g = gaia.set_index("source_id")
     phot = photometry.set_index("source_id") if "source_id" in photometry.columns else photometry
     red = reddening.set_index("source_id") if "source_id" in reddening.columns else reddening
@@ -114,14 +115,12 @@ def assemble(
 
     for b in BAND_NAMES:
         cat[f"obs_{b}"] = np.isfinite(cat[f"mag_{b}"].to_numpy(float)) & np.isfinite(cat[f"err_{b}"].to_numpy(float))
-    cat["parallax_usable"] = parallax_usable(
-        cat["parallax"], cat["parallax_error"], o.get("parallax_min_snr", PARALLAX_MIN_SNR)
-    )
-    split = o.get("split", {})
+    cat["parallax_usable"] = parallax_usable(cat["parallax"], cat["parallax_error"], o["parallax_min_snr"])
+    split = o["split"]
     cat["split"] = split_of(
         cat["source_id"].to_numpy(),
-        (split.get("train", 0.7), split.get("validation", 0.2), split.get("test", 0.1)),
-        split.get("seed", 7),
+        tuple(split[s] for s in SPLITS),
+        split["seed"],
     )
     cat = cat.sort_values("source_id", kind="stable").reset_index(drop=True)
     report = {

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config import defaults, with_defaults
 from ..registry import SURVEY_TABLES
 from . import cuts
 from .cuts import BandPhotometry, CutResult
@@ -38,7 +39,7 @@ LABELS = cuts.LABEL_NAMES  # teff, logg, feh
 COV_PAIRS = (("teff", "logg"), ("teff", "feh"), ("logg", "feh"))
 # APOGEE FPARAM_COV indices of (Teff, log g, [M/H]) in the 9-parameter order (METHOD.md §5). The authors'
 # code used (0, 1, 2), i.e. v_micro instead of [M/H]; config may select it to reproduce that.
-APOGEE_COV_INDICES = (0, 1, 3)
+APOGEE_COV_INDICES = tuple(defaults("catalog")["apogee_cov_indices"])
 
 
 @dataclass
@@ -318,9 +319,9 @@ def clean_galah(df: pd.DataFrame, label_floor=cuts.LABEL_FLOOR, label_max=cuts.L
 
 def clean(survey: str, df: pd.DataFrame, options: dict[str, Any] | None = None) -> Cleaned:
     """Dispatch to ``clean_<survey>`` with the options of config section ``catalog``."""
-    o = options or {}
-    floor, max_error = o.get("mag_error_floor", 0.02), o.get("mag_error_max", 0.2)
-    lf, lm = tuple(o.get("label_floor", cuts.LABEL_FLOOR)), tuple(o.get("label_sigma_max", cuts.LABEL_MAX))
+    o = with_defaults(options, "catalog")
+    floor, max_error = o["mag_error_floor"], o["mag_error_max"]
+    lf, lm = tuple(o["label_floor"]), tuple(o["label_sigma_max"])
     if survey == "gaia":
         return clean_gaia(df, floor, max_error)
     if survey == "ps1":
@@ -332,7 +333,7 @@ def clean(survey: str, df: pd.DataFrame, options: dict[str, Any] | None = None) 
     if survey == "lamost":
         return clean_lamost(df, lf, lm)
     if survey == "apogee":
-        return clean_apogee(df, lf, lm, tuple(o.get("apogee_cov_indices", APOGEE_COV_INDICES)))
+        return clean_apogee(df, lf, lm, tuple(o["apogee_cov_indices"]))
     if survey == "galah":
         return clean_galah(df, lf, lm)
     raise KeyError(f"unknown survey {survey!r}; known: {', '.join(SURVEY_TABLES)}")

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..bands import BANDS, MAG_ERR
+from ..config import defaults
 from ..errors import SchemaError
 from ..registry import SURVEY_TABLES
 
@@ -33,8 +34,8 @@ PS1_GALAXY_TOL = 1e-5  # mag: float32 storage of PS1 mags (ulp ~2e-6 at 16 mag);
 APOGEE_STAR_WARN = 1 << 7
 APOGEE_STAR_BAD = 1 << 23
 MIN_LABEL_ERROR = 1e-5
-LABEL_FLOOR = (10.0, 0.05, 0.03)  # Teff [K], log g, [Fe/H]
-LABEL_MAX = (200.0, 0.5, 0.5)
+LABEL_FLOOR = tuple(defaults("catalog")["label_floor"])  # Teff [K], log g, [Fe/H]
+LABEL_MAX = tuple(defaults("catalog")["label_sigma_max"])
 LABEL_NAMES = ("teff", "logg", "feh")
 # Which unWISE magnitude the catalog carries: "ab" (the paper's code adds 2.699 / 3.339 to the Vega
 # magnitude; ARCHIVES.md §0, §5). ``unwise_bands`` returns both.

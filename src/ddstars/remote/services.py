@@ -30,6 +30,7 @@ from typing import Any
 
 from .. import registry
 from ..archives import TABLES
+from ..config import defaults
 from ..errors import ConfigError
 
 KINDS = ("range", "position_upload", "id_upload", "id_list", "file")
@@ -125,23 +126,8 @@ _QUERIES = {
 #: One query spec per registry table, in an order where each table comes after those its queries need.
 SPECS: dict[str, QuerySpec] = {name: _QUERIES[name] for name in registry.release().query_order()}
 
-# The ``remote:`` config section's defaults (mirrored in workflow/schemas/config.schema.yaml).
-DEFAULT_CONFIG: dict[str, Any] = {
-    "cache_dir": "resources/archives/raw",
-    "credentials_file": None,
-    "timeout_s": 600.0,
-    "poll_s": 5.0,
-    "retries": {"max": 5, "base_s": 2.0, "max_s": 120.0},
-    "services": {
-        "gaia": {"url": "https://gea.esac.esa.int/tap-server/tap", "max_concurrent": 2},
-        "vizier": {"url": "https://tapvizier.cds.unistra.fr/TAPVizieR/tap", "max_concurrent": 2},
-        "mast_ps1": {"url": "https://vao.stsci.edu/PS1DR2/tapservice.aspx", "max_concurrent": 2},
-        "irsa": {"url": "https://irsa.ipac.caltech.edu/TAP", "max_concurrent": 2},
-        "datalab": {"url": "https://datalab.noirlab.edu/tap", "max_concurrent": 2},
-        "sdss": {"url": "https://data.sdss.org/sas/dr16/apogee/spectro/aspcap/r12/l33", "max_concurrent": 1},
-    },
-    "tables": {},
-}
+# The ``remote:`` config section's defaults: those of workflow/schemas/config.schema.yaml (ddstars.config).
+DEFAULT_CONFIG: dict[str, Any] = defaults("remote")
 
 _TABLE_KEYS = ("service", "remote_table", "mode", "chunk_size", "healpix_order", "radius_arcsec", "n_chunks", "range")
 

@@ -18,11 +18,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..archives import read_table
+from ..archives import read_table, table_path
 from ..io import write_json
 from . import fetch
 
 log = logging.getLogger(__name__)
+
+
+def chunk_dir(config: Mapping[str, Any], table: str) -> Path:
+    """``<archive_cache>/chunks/<table>``: the plan (``plan/``) and the chunk markers (``done/<chunk>.json``) of
+    remote archive table ``table``."""
+    return table_path({**config, "backend": "remote"}, table).parent / "chunks" / table
 
 
 def _inputs(table: str, upstream: Mapping[str, str | Path]):
