@@ -511,6 +511,8 @@ def test_the_workflow_runs_one_job_per_chunk_and_resumes_with_the_missing_ones(
     for t in ("apogee_dr16_allstar", "galah_dr2", "gaia_source"):
         assert sorted(ran[t]) == sorted(fetch.read_plan(tmp_path / root / t / "plan")["chunks"]), t
     assert len(ran["gaia_source"]) >= 4 and len(ran["galah_dr2"]) == 4
+    for service in ("vizier", "sdss", "gaia"):  # each chunk job holds one unit of its service's resource
+        assert f"remote_{service}=1" in r.stderr, service
     for c, (mtime, data) in kept.items():  # the chunks of run 1 were neither fetched nor written again
         assert (
             cache.data_path(lamost, c).stat().st_mtime_ns == mtime and cache.data_path(lamost, c).read_bytes() == data

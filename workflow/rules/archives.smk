@@ -6,11 +6,24 @@
 #                        holds with the same request is not fetched again; marker <...>/done/<chunk>.json
 #   fetch_<table>        the chunks assembled into resources/archives/<table>.parquet
 #
-# They run on the submitting node (localrules: compute nodes often have no network). How many requests run at
-# once per service is remote.services.<service>.max_concurrent, enforced across jobs by lock files in the cache;
-# how many jobs run at once on that node is --cores (or local-cores in the SLURM profile).
+# They run on the submitting node (localrules: compute nodes often have no network). Each fetch_chunk job holds
+# one unit of its service's resource remote_<service> (e.g. remote_gaia); Snakemake runs at most
+# remote.services.<service>.max_concurrent of them at once (override: --resources remote_gaia=4). The client
+# also enforces that limit per request, across processes, by lock files in the cache; how many jobs run at once
+# on that node in all is --cores (or local-cores in the SLURM profile).
 from ddstars.remote.fetch import read_plan, request_params
+from ddstars.remote.services import remote_config
 from ddstars.remote.stage import chunk_dir
+
+
+def service_resource(table):
+    """The Snakemake resource that counts the running queries of ``table``'s service: remote_<service>."""
+    return f"remote_{registry.TABLES[table].service}"
+
+
+# One resource per service, limited to its max_concurrent unless --resources sets it.
+for _service, _settings in remote_config(config)["services"].items():
+    workflow.global_resources.setdefault(f"remote_{_service}", int(_settings["max_concurrent"]))
 
 
 def chunk_root(table):
@@ -57,6 +70,8 @@ for _table in REMOTE_TABLES:
         localrule: True  # archive queries need the network of the submitting node
         params:
             table=_table,
+        resources:
+            **{service_resource(_table): 1},  # at most max_concurrent jobs per service at once
         log:
             f"results/logs/archives/{_table}/{{chunk}}.log",
         conda:

@@ -64,6 +64,8 @@ rule zero_point_offsets:
         options=config["catalog"]["offsets"],
     log:
         "results/logs/catalog/zero_point_offsets.log",
+    benchmark:
+        "results/benchmarks/catalog/zero_point_offsets.tsv"
     conda:
         "../../envs/catalog.yaml"
     script:
@@ -201,6 +203,8 @@ rule table1:
         md=f"{CAT}/table1.md",
     log:
         "results/logs/catalog/table1.log",
+    benchmark:
+        "results/benchmarks/catalog/table1.tsv"
     conda:
         "../../envs/catalog.yaml"
     script:
@@ -219,6 +223,8 @@ rule validate_catalog:
         external=bool(external_catalog()),
     log:
         "results/logs/catalog/validate_catalog.log",
+    benchmark:
+        "results/benchmarks/catalog/validate_catalog.tsv"
     conda:
         "../../envs/catalog.yaml"
     script:
