@@ -1,9 +1,10 @@
 """Benchmark: catalog-stage throughput and peak memory on a simulated sky (run by `make bench`).
 
-For each size a simulated sky (archive tables and dust maps) is generated in one fresh subprocess, then
-the whole catalog stage (``ddstars.catalog.stages.run_all``) runs in another, so the catalog stage's peak
-resident memory is measured on its own (by the child itself: RUSAGE_CHILDREN in this process would
-report the maximum over every child, sky generation included).
+For each size the workflow (Snakemake, 2 cores) first makes the simulated sky and its dust maps, then runs
+the catalog stage on it; the time and peak memory of every catalog job come from Snakemake's benchmark files
+(results/benchmarks/catalog/<rule>.tsv, results/benchmarks/dustmaps/provision_dustmaps.tsv). The stage's
+time is the wall time of that second Snakemake run (job start-up and DAG included); its peak memory is the
+largest job's peak RSS.
 Target (the issue): 1 million spectroscopic stars through the catalog stage in <= 10 min on 2 cores
 and <= 8 GB peak memory; checked against the largest size.
 Usage: python benchmarks/bench_catalog.py [N ...]   (default: 100000 1000000)
@@ -12,74 +13,41 @@ Usage: python benchmarks/bench_catalog.py [N ...]   (default: 100000 1000000)
 from __future__ import annotations
 
 import json
-import subprocess
+import math
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "config" / "config.yaml"
+import pyarrow.parquet as pq
+from _workflow import CATALOG_TARGETS, SKY_TARGETS, config, jobs, snakemake
+
+from ddstars import registry
+
 TARGET_S = 600.0
 TARGET_MB = 8 * 1024.0
 TARGET_SPECTRA = 1_000_000
 
-PREPARE = r"""
-import json, sys, time, yaml
-from pathlib import Path
-from ddstars.simulate.maps import write_maps
-from ddstars.simulate.sky import TABLES, generate
-cfg = yaml.safe_load(open(sys.argv[1]))["simulate"]
-cfg["n_stars"] = int(sys.argv[2])
-out = Path(sys.argv[3])
-paths = {k: out / "archives" / f"{k}.parquet" for k in TABLES} | {"truth": out / "truth.parquet",
-                                                                   "manifest": out / "manifest.json"}
-t0 = time.perf_counter()
-generate(cfg, paths)
-write_maps(cfg, out / "dustmaps" / "sfd", out / "dustmaps" / "bayestar" / "bayestar2019.h5")
-print(json.dumps({"seconds": time.perf_counter() - t0}))
-"""
-
-CATALOG = r"""
-import json, resource, sys, time, yaml
-from pathlib import Path
-import pyarrow.parquet as pq
-from ddstars.catalog.stages import run_all
-from ddstars.simulate.sky import TABLES
-options = yaml.safe_load(open(sys.argv[1]))["catalog"]
-out = Path(sys.argv[2])
-paths = {k: out / "archives" / f"{k}.parquet" for k in TABLES}
-spectra = sum(pq.read_metadata(paths[k]).num_rows for k in ("lamost_dr5_ddpayne", "apogee_dr16_allstar", "galah_dr2"))
-t0 = time.perf_counter()
-times = run_all(paths, out / "dustmaps" / "sfd", out / "dustmaps" / "bayestar" / "bayestar2019.h5",
-                out / "catalog", options)
-seconds = time.perf_counter() - t0
-print(json.dumps({"seconds": seconds, "stages": times, "spectra": spectra,
-                  "stars": json.load(open(out / "catalog" / "build.json"))["stars"],
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
-
-
-def _child(code: str, *args: object) -> dict:
-    r = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.stderr.write(r.stderr)
-        raise SystemExit(f"benchmark child failed with exit status {r.returncode}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
 
 def run(n: int) -> dict:
+    cfg = config(n)
     with tempfile.TemporaryDirectory(prefix="bench_catalog_", dir="/tmp") as tmp:
-        prep = _child(PREPARE, CONFIG, n, tmp)
-        res = _child(CATALOG, CONFIG, tmp)
+        work = Path(tmp)
+        prepare_s = snakemake(work, cfg, SKY_TARGETS)
+        catalog_s = snakemake(work, cfg, CATALOG_TARGETS)
+        archives = work / "resources" / "simulated" / "archives"
+        tables = [registry.SURVEY_TABLES[s] for s in registry.SPECTROSCOPIC]
+        spectra = sum(pq.read_metadata(archives / f"{t}.parquet").num_rows for t in tables)
+        stages = jobs(work, "catalog") | jobs(work, "dustmaps")
+        stars = json.loads((work / "results" / "catalog" / "build.json").read_text())["stars"]
     return {
         "n_stars": n,
-        "prepare_s": prep["seconds"],
-        "spectra": res["spectra"],
-        "stars": res["stars"],
-        "catalog_s": res["seconds"],
-        "spectra_per_s": res["spectra"] / res["seconds"],
-        "peak_rss_mb": res["peak_rss_mb"],
-        "stages": res["stages"],
+        "prepare_s": prepare_s,
+        "spectra": spectra,
+        "stars": stars,
+        "catalog_s": catalog_s,
+        "spectra_per_s": spectra / catalog_s,
+        "peak_rss_mb": max((j["max_rss"] for j in stages.values() if not math.isnan(j["max_rss"])), default=math.nan),
+        "stages": stages,
     }
 
 
@@ -100,7 +68,7 @@ def main(sizes: list[int]) -> None:
             f"{r['spectra_per_s']:>10,.0f} {r['peak_rss_mb']:>12,.0f}",
             flush=True,
         )
-        print("    stages s: " + ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items()), flush=True)
+        print("    jobs s / MB: " + ", ".join(f"{k} {v['s']:.1f} / {v['max_rss']:.0f}" for k, v in r["stages"].items()))
     if r is not None:
         # Time scaled linearly to the target's 1e6 spectra when the largest size has another count.
         t_at_target = r["catalog_s"] * TARGET_SPECTRA / r["spectra"]

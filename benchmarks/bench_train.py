@@ -1,6 +1,6 @@
 """Benchmark: training with the default schedule (run by `make bench`).
 
-For each size a simulated sky and its catalog are made first (not timed here; see bench_catalog.py), then
+For each size the workflow makes a simulated sky and its catalog first (not timed here; see bench_catalog.py), then
 training runs in a fresh subprocess that reports its own peak memory. Printed per size: the schedule's batch
 and optimiser steps per round, the time to the trained model and the convergence verdict, the epoch
 throughput (star-epochs per second of the training epochs, excluding the one-off XLA compilation of round 0;
@@ -19,23 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from _workflow import CATALOG_TARGETS, config, snakemake
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "config.yaml"
-
-PREPARE = r"""
-import sys, yaml
-from pathlib import Path
-from ddstars.simulate.sky import TABLES, generate
-from ddstars.simulate.maps import write_maps
-from ddstars.catalog.stages import run_all
-cfg = yaml.safe_load(open(sys.argv[1]))
-sim = cfg["simulate"]; sim["n_stars"] = int(sys.argv[2]); out = Path(sys.argv[3])
-paths = {k: out / "archives" / f"{k}.parquet" for k in TABLES} | {"truth": out / "truth.parquet",
-                                                                     "manifest": out / "manifest.json"}
-generate(sim, paths)
-write_maps(sim, out / "sfd", out / "bayestar.h5")
-run_all(paths, out / "sfd", out / "bayestar.h5", out / "catalog", cfg["catalog"])
-"""
 
 TRAIN = r"""
 import json, os, resource, sys, time, yaml
@@ -77,11 +64,18 @@ def run(n: int, schedules: list[dict]) -> list[dict]:
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", PREPARE, str(CONFIG), str(n), tmp], check=True, capture_output=True)
+        snakemake(Path(tmp), config(n), CATALOG_TARGETS)  # the workflow's sky and catalog stages
         prep = time.perf_counter() - t0
         for options in schedules:
             r = subprocess.run(
-                [sys.executable, "-c", TRAIN, str(CONFIG), str(Path(tmp) / "catalog" / "stars"), json.dumps(options)],
+                [
+                    sys.executable,
+                    "-c",
+                    TRAIN,
+                    str(CONFIG),
+                    str(Path(tmp) / "results" / "catalog" / "stars"),
+                    json.dumps(options),
+                ],
                 capture_output=True,
                 text=True,
             )

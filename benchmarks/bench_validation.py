@@ -85,21 +85,12 @@ def _config() -> dict:
 
 # --------------------------------------------------------------------------------------------- inputs
 def _base_sky(work: Path) -> tuple[Path, Path]:
-    """A simulated sky and its catalog (when the default run's catalog is absent)."""
-    from ddstars.catalog.stages import run_all
-    from ddstars.simulate.maps import write_maps
-    from ddstars.simulate.sky import TABLES, generate
+    """A simulated sky and its catalog, made by the workflow (when the default run's catalog is absent)."""
+    from _workflow import CATALOG_TARGETS, config, snakemake
 
-    cfg = _config()
-    sim = cfg["simulate"]
-    sim["n_stars"] = BASE_SKY_STARS
     out = work / "base"
-    paths = {k: out / "archives" / f"{k}.parquet" for k in TABLES}
-    paths |= {"truth": out / "truth.parquet", "manifest": out / "manifest.json"}
-    generate(sim, paths)
-    write_maps(sim, out / "sfd", out / "bayestar.h5")
-    run_all(paths, out / "sfd", out / "bayestar.h5", out / "catalog", cfg["catalog"])
-    return out / "catalog" / "stars", out / "truth.parquet"
+    snakemake(out, config(BASE_SKY_STARS), CATALOG_TARGETS)
+    return out / "results" / "catalog" / "stars", out / "resources" / "simulated" / "truth.parquet"
 
 
 def _synthetic_history(folder: Path, rounds: int = 20, epochs: int = 25) -> None:

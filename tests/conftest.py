@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -79,55 +80,60 @@ def small_maps(small_sky):
     return {"sfd_dir": sfd_dir, "bayestar": bayestar}
 
 
+CATALOG_TARGETS = ("results/catalog/table1.csv", "results/catalog/validation.json", "results/catalog/offsets.json")
+
+
+def run_workflow(workdir: Path, cfg: dict, targets, sky: Path | None = None, timeout: int = 900) -> Path:
+    """The real workflow (Snakemake, 2 cores) in ``workdir`` with config ``cfg``, up to ``targets``.
+
+    ``sky``: a simulated sky already made (archive tables, truth, manifest and dust maps in the layout of
+    ``resources/simulated/``), linked as the workdir's ``resources/simulated``: the workflow takes it as made and
+    runs only what comes after it. Returns ``workdir``; a failed run raises with the end of Snakemake's output.
+    """
+    write_config(workdir, cfg)
+    if sky is not None:
+        (workdir / "resources").mkdir(parents=True, exist_ok=True)
+        (workdir / "resources" / "simulated").symlink_to(sky, target_is_directory=True)
+    r = snakemake("--cores", "2", *map(str, targets), workdir=workdir, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"snakemake in {workdir} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return workdir
+
+
 @pytest.fixture(scope="session")
 def small_catalog(small_sky, small_maps, tmp_path_factory):
-    """The whole catalog stage run in-process on the small sky with the default catalog options."""
-    from ddstars.catalog.stages import run_all
-
-    out = tmp_path_factory.mktemp("catalog")
-    options = default_config()["catalog"]
-    run_all(small_sky["paths"], small_maps["sfd_dir"], small_maps["bayestar"], out, options)
-    return {"out": out, "options": options, **small_sky}
+    """The catalog stage of the workflow (Snakemake) on the small sky with the default catalog options."""
+    cfg = small_config()
+    sky = small_sky["paths"]["truth"].parent  # its dustmaps/ are small_maps
+    work = run_workflow(tmp_path_factory.mktemp("catalog"), cfg, CATALOG_TARGETS, sky=sky)
+    return {"out": work / "results" / "catalog", "options": cfg["catalog"], **small_sky}
 
 
 @pytest.fixture(scope="session")
 def trained_sky(tmp_path_factory):
     """A 60,000-star simulated sky, its catalog and a model trained on it with the default configuration (the
-    schedule counted in optimiser steps: about 16,000 a round at batch 128 here). About 1.5 minutes on 2 cores."""
-    from ddstars.catalog.stages import run_all
-    from ddstars.model.stage import OUTPUTS, run_training
-    from ddstars.simulate.maps import write_maps
-    from ddstars.simulate.sky import generate
+    schedule counted in optimiser steps: about 16,000 a round at batch 128 here), made by the workflow
+    (Snakemake) up to the trained model. About 2 minutes on 2 cores."""
+    from ddstars.model.stage import OUTPUTS
 
     cfg = default_config()
-    sim = cfg["simulate"]
-    sim["n_stars"] = 60000
-    out = tmp_path_factory.mktemp("trained")
-    paths = sky_paths(out / "sky")
-    generate(sim, paths)
-    sfd_dir, bayestar = out / "sky" / "dustmaps" / "sfd", out / "sky" / "dustmaps" / "bayestar" / "bayestar2019.h5"
-    write_maps(sim, sfd_dir, bayestar)
-    run_all(paths, sfd_dir, bayestar, out / "catalog", cfg["catalog"])
-    options = cfg["train"]
-    model_out = {
-        k: out / "model" / name
-        for k, name in zip(
-            OUTPUTS,
-            (
-                "model.keras",
-                "normalisation.json",
-                "history.csv",
-                "rounds.csv",
-                "reddening.parquet",
-                "test_predictions.parquet",
-                "summary.json",
-                "provenance.json",
-            ),
-            strict=True,
-        )
-    }
-    summary = run_training(out / "catalog" / "stars", model_out, options)
-    return {"out": out, "paths": paths, "model_out": model_out, "summary": summary, "cfg": cfg}
+    cfg["simulate"]["n_stars"] = 60000
+    model = Path("results", "model")
+    work = run_workflow(tmp_path_factory.mktemp("trained"), cfg, [model / "summary.json"])
+    files = (
+        "model.keras",
+        "normalisation.json",
+        "history.csv",
+        "rounds.csv",
+        "reddening.parquet",
+        "test_predictions.parquet",
+        "summary.json",
+        "provenance.json",
+    )
+    model_out = {k: work / model / name for k, name in zip(OUTPUTS, files, strict=True)}
+    summary = json.loads(model_out["summary"].read_text())
+    paths = sky_paths(work / "resources" / "simulated")
+    return {"out": work / "results", "paths": paths, "model_out": model_out, "summary": summary, "cfg": cfg}
 
 
 def snakemake(*args: str, workdir: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:

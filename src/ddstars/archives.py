@@ -16,36 +16,39 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-
+from . import registry
 from .errors import ConfigError, DataError, SchemaError
 
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
 
-# Column kinds: "int" (integer), "float" (floating or integer), "num" (the same check, for flag columns
-# that arrive as either), "str" (string), "list" (list of numbers).
-def _numeric(t: pa.DataType) -> bool:
-    return pa.types.is_floating(t) or pa.types.is_integer(t)
+# pandas and pyarrow are imported where tables are read, not here: the workflow imports this module (table_path)
+# each time it is parsed.
 
 
-_KIND_CHECKS = {
-    "int": pa.types.is_integer,
-    "float": _numeric,
-    "num": _numeric,
-    "str": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),
-    "list": lambda t: pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t),
-}
+def _kind_ok(kind: str, t: pa.DataType) -> bool:
+    """Column kinds: "int" (integer), "float" (floating or integer), "num" (the same check, for flag columns that
+    arrive as either), "str" (string), "list" (list of numbers)."""
+    import pyarrow as pa
+
+    is_ = pa.types
+    return {
+        "int": lambda: is_.is_integer(t),
+        "float": lambda: is_.is_floating(t) or is_.is_integer(t),
+        "num": lambda: is_.is_floating(t) or is_.is_integer(t),
+        "str": lambda: is_.is_string(t) or is_.is_large_string(t),
+        "list": lambda: is_.is_list(t) or is_.is_large_list(t) or is_.is_fixed_size_list(t),
+    }[kind]()
 
 
 @dataclass(frozen=True)
 class ArchiveTable:
     """What the catalog stage needs from one archive table.
 
-    ``columns`` maps every column the cuts and matches read to its kind (see ``_KIND_CHECKS``);
+    ``columns`` maps every column the cuts and matches read to its kind (see ``_kind_ok``);
     ``key`` is the table's identifier column, ``ra``/``dec`` its position columns (None where the table
     has no positions, e.g. best-neighbour tables).
     """
@@ -65,13 +68,18 @@ def _cols(kind: str, names: Iterable[str]) -> dict[str, str]:
 
 _BEST_NEIGHBOUR = {"source_id": "int", "angular_distance": "float"}
 
-TABLES: dict[str, ArchiveTable] = {
+
+def _table(name: str, key: str, columns: Mapping[str, str], ra: str | None = None, dec: str | None = None):
+    """The description of registry table ``name`` (its archive and service table come from the registry)."""
+    entry = registry.TABLES[name]
+    return ArchiveTable(name, entry.archive, entry.service_table, key, columns, ra, dec)
+
+
+_DESCRIPTIONS: dict[str, ArchiveTable] = {
     t.name: t
     for t in (
-        ArchiveTable(
+        _table(
             "gaia_source",
-            "Gaia DR2",
-            "gaiadr2.gaia_source",
             "source_id",
             {
                 "source_id": "int",
@@ -88,24 +96,18 @@ TABLES: dict[str, ArchiveTable] = {
             "ra",
             "dec",
         ),
-        ArchiveTable(
+        _table(
             "panstarrs1_best_neighbour",
-            "Gaia DR2",
-            "gaiadr2.panstarrs1_best_neighbour",
             "source_id",
             {**_BEST_NEIGHBOUR, "original_ext_source_id": "int"},
         ),
-        ArchiveTable(
+        _table(
             "tmass_best_neighbour",
-            "Gaia DR2",
-            "gaiadr2.tmass_best_neighbour",
             "source_id",
             {**_BEST_NEIGHBOUR, "original_ext_source_id": "str"},
         ),
-        ArchiveTable(
+        _table(
             "ps1_mean_object",
-            "Pan-STARRS1 DR2",
-            "dbo.MeanObjectView",
             "objID",
             {
                 "objID": "int",
@@ -117,10 +119,8 @@ TABLES: dict[str, ArchiveTable] = {
             "raMean",
             "decMean",
         ),
-        ArchiveTable(
+        _table(
             "tmass_psc",
-            "2MASS PSC",
-            "fp_psc",
             "designation",
             {
                 "designation": "str",
@@ -133,10 +133,8 @@ TABLES: dict[str, ArchiveTable] = {
             "ra",
             "dec",
         ),
-        ArchiveTable(
+        _table(
             "unwise",
-            "unWISE",
-            "unwise_dr1.object",
             "unwise_objid",
             {
                 "unwise_objid": "str",
@@ -149,10 +147,8 @@ TABLES: dict[str, ArchiveTable] = {
             "ra",
             "dec",
         ),
-        ArchiveTable(
+        _table(
             "lamost_dr5_ddpayne",
-            "LAMOST DR5 DD-Payne",
-            "J/ApJS/245/34/catalog",
             "obsid",
             {
                 "obsid": "int",
@@ -165,10 +161,8 @@ TABLES: dict[str, ArchiveTable] = {
             "ra",
             "dec",
         ),
-        ArchiveTable(
+        _table(
             "apogee_dr16_allstar",
-            "APOGEE DR16",
-            "allStar-r12-l33.fits",
             "APOGEE_ID",
             {
                 "APOGEE_ID": "str",
@@ -182,10 +176,8 @@ TABLES: dict[str, ArchiveTable] = {
             "RA",
             "DEC",
         ),
-        ArchiveTable(
+        _table(
             "galah_dr2",
-            "GALAH DR2",
-            "J/MNRAS/478/4513",
             "sobject_id",
             {
                 "sobject_id": "int",
@@ -200,6 +192,10 @@ TABLES: dict[str, ArchiveTable] = {
         ),
     )
 }
+# One description per registry table, in the registry's order.
+TABLES: dict[str, ArchiveTable] = {name: _DESCRIPTIONS[name] for name in registry.TABLES}
+if set(_DESCRIPTIONS) != set(registry.TABLES):
+    raise RuntimeError(f"archive descriptions and registry tables differ: {set(_DESCRIPTIONS) ^ set(registry.TABLES)}")
 
 BACKENDS = ("simulated", "remote")
 
@@ -247,7 +243,7 @@ def check_schema(schema: pa.Schema, spec: ArchiveTable, where: str) -> None:
     for col, kind in spec.columns.items():
         if col not in schema.names:
             problems.append(f"missing column {col!r}")
-        elif not _KIND_CHECKS[kind](schema.field(col).type):
+        elif not _kind_ok(kind, schema.field(col).type):
             problems.append(f"column {col!r} has type {schema.field(col).type}, expected {kind}")
     if problems:
         raise SchemaError(f"{where} ({spec.archive} {spec.service_table}): " + "; ".join(problems))
@@ -260,6 +256,11 @@ def read_table(path: str | Path, table: str, columns: Iterable[str] | None = Non
     non-finite values (naming the column and the first offending rows), and :class:`SchemaError` if a
     column is missing or has the wrong kind. ``columns`` restricts the columns read (default: all).
     """
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     spec = _spec(table)
     path = Path(path)
     if not path.is_file():

@@ -38,10 +38,10 @@ from astropy.coordinates import SkyCoord, search_around_sky
 from astropy.io import fits
 from tapserver import collect_sockets  # noqa: F401  (autouse: sockets collected after each test)
 
-from ddstars import archives
+from ddstars import archives, registry
 from ddstars.remote import fetch, services
 from ddstars.remote.client import TapClient
-from ddstars.remote.stage import run_fetch, upstream_tables
+from ddstars.remote.stage import chunk_dir, run_assemble, run_chunk, run_plan
 
 TAP_SERVICES = ("gaia", "vizier", "mast_ps1", "irsa", "datalab")
 ORDER = tuple(services.SPECS)  # listed in dependency order: spectra, Gaia around them, what hangs off Gaia
@@ -230,9 +230,20 @@ def expected(tap_server):
     return expected_tables(tap_server.archives)
 
 
+def fetch_like_the_workflow(table: str, upstream: dict[str, Path], config: dict) -> Path:
+    """The jobs of archives.smk for one table, in this process: the plan_<table> checkpoint, one fetch_chunk
+    job per planned chunk, the fetch_<table> assembly (same functions, same paths as the rules)."""
+    root = chunk_dir(config, table)
+    run_plan(table, upstream, config, root / "plan")
+    for cid in fetch.read_plan(root / "plan")["chunks"]:
+        run_chunk(table, cid, config, root / "plan", root / "done" / f"{cid}.json")
+    return run_assemble(table, config, root / "plan", archives.table_path(config, table))
+
+
 @pytest.fixture(scope="module")
 def remote_run(tap_server, sdss_server, expected, tmp_path_factory):
-    """All 9 tables fetched with run_fetch in dependency order, with 2 injected failures; what happened."""
+    """All 9 tables fetched with 2 injected failures, by the functions the archive rules call, in the workflow's
+    order (:func:`fetch_like_the_workflow`); what happened."""
     work = tmp_path_factory.mktemp("remote")
     config = remote_config(tap_server.url, sdss_server["url"], work / "raw", tap_server.names, expected)
     clients: dict[str, list[TapClient]] = {t: [] for t in ORDER}
@@ -260,7 +271,7 @@ def remote_run(tap_server, sdss_server, expected, tmp_path_factory):
             out = archives.table_path(config, t)
             assert out == work / "archives" / f"{t}.parquet"
             t0 = time.perf_counter()
-            paths[t] = run_fetch(t, {up: paths[up] for up in upstream_tables(t)}, config, out)
+            paths[t] = fetch_like_the_workflow(t, {up: paths[up] for up in registry.TABLES[t].upstream_tables}, config)
             seconds[t] = round(time.perf_counter() - t0, 2)
     for cs in clients.values():
         for c in cs:
@@ -351,7 +362,7 @@ def test_injected_failures_mid_run_are_retried(remote_run):
 
 
 def _inputs_of(table: str, remote_run) -> pd.DataFrame | None:
-    frames = {up: archives.read_table(remote_run["paths"][up], up) for up in upstream_tables(table)}
+    frames = {up: archives.read_table(remote_run["paths"][up], up) for up in registry.TABLES[table].upstream_tables}
     return fetch.inputs_for(table, frames)
 
 
@@ -361,7 +372,7 @@ def test_a_stopped_fetch_resumes_with_exactly_the_missing_chunks(
     table, tap_server, sdss_server, expected, tmp_path, monkeypatch
 ):
     config = remote_config(tap_server.url, sdss_server["url"], tmp_path / "raw", tap_server.names, expected)
-    ups = upstream_tables(table)
+    ups = list(registry.TABLES[table].upstream_tables)
     for up in ups:  # the upstream files as an earlier fetch step left them
         expected[up].to_parquet(tmp_path / f"{up}.parquet")
     frames = {up: archives.read_table(tmp_path / f"{up}.parquet", up) for up in ups}
@@ -409,9 +420,9 @@ def test_a_stopped_fetch_resumes_with_exactly_the_missing_chunks(
     for cid, (data, meta) in done.items():  # the finished chunks were not written again
         assert cache.data_path(table, cid).read_bytes() == data and cache.meta_path(table, cid).read_text() == meta
 
-    # process 3: the fetch rule once more, through the stage entry point: nothing is requested
+    # process 3: the archive jobs once more, through the rules' entry points: nothing is requested
     requested.clear()
-    out = run_fetch(table, {up: tmp_path / f"{up}.parquet" for up in ups}, config, tmp_path / f"{table}.out.parquet")
+    out = fetch_like_the_workflow(table, {up: tmp_path / f"{up}.parquet" for up in ups}, config)
     assert requested == []
     got = archives.read_table(out, table)
     assert_same_table(got, expected[table], table, _archive_columns(table, config))
@@ -421,25 +432,30 @@ def test_a_stopped_fetch_resumes_with_exactly_the_missing_chunks(
 def test_the_catalog_from_the_fetched_tables_is_identical_to_the_simulated_one(
     remote_run, tap_server, small_maps, tmp_path
 ):
-    from conftest import default_config
+    from conftest import CATALOG_TARGETS, run_workflow, small_config
 
     from ddstars.catalog.build import read_catalog
-    from ddstars.catalog.stages import run_all
 
-    options = default_config()["catalog"]
+    cfg = small_config()
     # The 2000-star slice has 15 APOGEE-GALAH pairs, fewer than the default 30 the offsets need; both runs
     # use the same lower threshold.
-    options["offsets"]["min_pairs"] = 10
-    sim_config = {"backend": "simulated", "simulated_root": str(tmp_path / "simulated")}
-    sim_paths = {}
-    for t, df in tap_server.archives.items():  # the served slice, as the simulated backend's files
-        sim_paths[t] = archives.table_path(sim_config, t)
-        sim_paths[t].parent.mkdir(parents=True, exist_ok=True)
-        df.to_parquet(sim_paths[t])
+    cfg["catalog"]["offsets"]["min_pairs"] = 10
+    made = small_maps["sfd_dir"].parents[1]  # the small sky: its truth, manifest and dust maps
     catalogs = {}
-    for name, paths in (("simulated", sim_paths), ("remote", remote_run["paths"])):
-        run_all(paths, small_maps["sfd_dir"], small_maps["bayestar"], tmp_path / name, options)
-        catalogs[name] = read_catalog(tmp_path / name / "stars").sort_values("source_id", ignore_index=True)
+    for name, tables in (("simulated", None), ("remote", remote_run["paths"])):
+        # the catalog stage of the workflow on these tables, laid out as a simulated sky already made
+        sky = tmp_path / name / "sky"
+        (sky / "archives").mkdir(parents=True)
+        for t, df in tap_server.archives.items():  # the served slice, or what the remote backend fetched
+            dst = sky / "archives" / f"{t}.parquet"
+            if tables is None:
+                df.to_parquet(dst)
+            else:
+                dst.symlink_to(tables[t])
+        for entry in ("truth.parquet", "manifest.json", "dustmaps"):
+            (sky / entry).symlink_to(made / entry)
+        work = run_workflow(tmp_path / name / "work", cfg, CATALOG_TARGETS, sky=sky)
+        catalogs[name] = read_catalog(work / "results/catalog/stars").sort_values("source_id", ignore_index=True)
     sim, rem = catalogs["simulated"], catalogs["remote"]
     assert len(sim) > 1000 and sim["source_id"].is_unique
     pd.testing.assert_frame_equal(rem, sim, check_exact=True)
@@ -495,6 +511,8 @@ def test_the_workflow_runs_one_job_per_chunk_and_resumes_with_the_missing_ones(
     for t in ("apogee_dr16_allstar", "galah_dr2", "gaia_source"):
         assert sorted(ran[t]) == sorted(fetch.read_plan(tmp_path / root / t / "plan")["chunks"]), t
     assert len(ran["gaia_source"]) >= 4 and len(ran["galah_dr2"]) == 4
+    for service in ("vizier", "sdss", "gaia"):  # each chunk job holds one unit of its service's resource
+        assert f"remote_{service}=1" in r.stderr, service
     for c, (mtime, data) in kept.items():  # the chunks of run 1 were neither fetched nor written again
         assert (
             cache.data_path(lamost, c).stat().st_mtime_ns == mtime and cache.data_path(lamost, c).read_bytes() == data

@@ -226,7 +226,7 @@ def test_schema_and_cross_field_problems_are_one_list():
             lambda c: c["catalog"].update(healpix_order=20),
             "catalog.healpix_order: 20 is greater than the maximum of 10",
         ),
-        (lambda c: c["train"].pop("epochs"), "train.epochs: required key is missing"),
+        (lambda c: c["simulate"]["galaxy"].pop("r_sun_kpc"), "simulate.galaxy.r_sun_kpc: required key is missing"),
         (
             lambda c: c["simulate"]["population"].update(teff_range_k=[1.0]),
             "simulate.population.teff_range_k: expected exactly 2 item(s), got 1: [1.0]",

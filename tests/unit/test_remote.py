@@ -18,6 +18,7 @@ import requests_mock
 from astropy.table import Table
 
 from ddstars import archives
+from ddstars.config import defaults
 from ddstars.errors import ConfigError, DataError
 from ddstars.remote import fetch, services
 from ddstars.remote.cache import ChunkCache
@@ -41,7 +42,7 @@ def config(tmp_path):
             "poll_s": 1.0,
             "timeout_s": 30.0,
             "retries": {"max": 3, "base_s": 1.0, "max_s": 8.0},
-            "services": {s: {"url": _url(s)} for s in services.DEFAULT_CONFIG["services"]},
+            "services": {s: {"url": _url(s)} for s in defaults("remote")["services"]},
             "tables": {t: {"n_chunks": 1} for t, s in services.SPECS.items() if s.kind == "range"},
         },
     }
@@ -232,6 +233,22 @@ def test_503_then_success_is_retried_with_backoff(config, sleeps):
         assert m.call_count == 2
     assert client.attempts == 2
     assert len(sleeps) == 1 and 0.5 <= sleeps[0] <= 1.0  # uniform(0.5, 1) * base_s * 2**0
+
+
+def test_each_retry_is_logged_with_its_attempt_and_wait(config, sleeps, caplog):
+    table = "galah_dr2"
+    (cid,) = fetch.chunk_ids(table, config)
+    busy = {"status_code": 503, "text": "busy"}
+    with requests_mock.Mocker() as m, caplog.at_level("WARNING", logger="ddstars.remote.client"):
+        m.post(f"{_url('vizier')}/sync", [busy, busy, {"content": _body(table)}])
+        fetch.fetch_chunk(table, cid, config, client=_client(table, config, sleeps))
+    retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert len(retries) == len(sleeps) == 2
+    total = services.remote_config(config)["retries"]["max"]
+    for k, (msg, wait) in enumerate(zip(retries, sleeps, strict=True), start=1):
+        assert msg.startswith(f"vizier ({_url('vizier')}): sync TAP query failed (")
+        assert "503" in msg  # the failure that is retried
+        assert f"retry {k} of {total} (attempt {k + 1} of {total + 1}) in {wait:.1f} s" in msg
 
 
 def test_timeout_then_success_is_retried(config, sleeps):

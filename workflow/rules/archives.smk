@@ -6,15 +6,27 @@
 #                        holds with the same request is not fetched again; marker <...>/done/<chunk>.json
 #   fetch_<table>        the chunks assembled into resources/archives/<table>.parquet
 #
-# They run on the submitting node (localrules: compute nodes often have no network). How many requests run at
-# once per service is remote.services.<service>.max_concurrent, enforced across jobs by lock files in the cache;
-# how many jobs run at once on that node is --cores (or local-cores in the SLURM profile).
-from ddstars.remote.services import request_params
+# They run on the submitting node (localrules: compute nodes often have no network). Each fetch_chunk job holds
+# one unit of its service's resource remote_<service> (e.g. remote_gaia); Snakemake runs at most
+# remote.services.<service>.max_concurrent of them at once (override: --resources remote_gaia=4). The client
+# also enforces that limit per request, across processes, by lock files in the cache; how many jobs run at once
+# on that node in all is --cores (or local-cores in the SLURM profile).
+from ddstars.remote.services import chunk_dir, remote_config, request_params
+
+
+def service_resource(table):
+    """The Snakemake resource that counts the running queries of ``table``'s service: remote_<service>."""
+    return f"remote_{registry.TABLES[table].service}"
+
+
+# One resource per service, limited to its max_concurrent unless --resources sets it.
+for _service, _settings in remote_config(config)["services"].items():
+    workflow.global_resources.setdefault(f"remote_{_service}", int(_settings["max_concurrent"]))
 
 
 def chunk_root(table):
     """<archive_cache>/chunks/<table>: the plan and the chunk markers of a remote archive table."""
-    return table_path({**config, "backend": "remote"}, table).parent / "chunks" / table
+    return chunk_dir(config, table)
 
 
 def chunk_markers(table):
@@ -59,6 +71,8 @@ for _table in REMOTE_TABLES:
         localrule: True  # archive queries need the network of the submitting node
         params:
             table=_table,
+        resources:
+            **{service_resource(_table): 1},  # at most max_concurrent jobs per service at once
         log:
             f"results/logs/archives/{_table}/{{chunk}}.log",
         conda:

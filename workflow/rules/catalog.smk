@@ -64,6 +64,8 @@ rule zero_point_offsets:
         options=config["catalog"]["offsets"],
     log:
         "results/logs/catalog/zero_point_offsets.log",
+    benchmark:
+        "results/benchmarks/catalog/zero_point_offsets.tsv"
     conda:
         "../../envs/catalog.yaml"
     script:
@@ -79,8 +81,7 @@ rule match_photometry:
         tmass=f"{CAT}/clean/tmass.parquet",
         tmass_rejected=f"{CAT}/clean/tmass.rejected.parquet",
         unwise=f"{CAT}/clean/unwise.parquet",
-        panstarrs1_best_neighbour=archive_table("panstarrs1_best_neighbour"),
-        tmass_best_neighbour=archive_table("tmass_best_neighbour"),
+        **{f"{s}_link": archive_table(t) for s, t in registry.LINKS.items()},  # the best-neighbour tables
         code=code_inputs("../scripts/catalog_photometry.py"),
     output:
         table=f"{CAT}/photometry.parquet",
@@ -202,6 +203,8 @@ rule table1:
         md=f"{CAT}/table1.md",
     log:
         "results/logs/catalog/table1.log",
+    benchmark:
+        "results/benchmarks/catalog/table1.tsv"
     conda:
         "../../envs/catalog.yaml"
     script:
@@ -220,6 +223,8 @@ rule validate_catalog:
         external=bool(external_catalog()),
     log:
         "results/logs/catalog/validate_catalog.log",
+    benchmark:
+        "results/benchmarks/catalog/validate_catalog.tsv"
     conda:
         "../../envs/catalog.yaml"
     script:

@@ -18,23 +18,14 @@ check_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.s
 validate(config, schema="../schemas/config.schema.yaml")
 
 # Only light modules here (no matplotlib, scipy, healpy or pyvo): every `snakemake` call parses this file.
+from ddstars import registry  # noqa: E402
 from ddstars.archives import table_path  # noqa: E402
 from ddstars.codedeps import module_closure, script_closure  # noqa: E402
 from ddstars.figures import FIGURES, options as figure_options  # noqa: E402
-from ddstars.remote.services import SPECS as REMOTE_SPECS, upstream_tables as remote_upstream  # noqa: E402
+from ddstars.remote.services import SPECS as REMOTE_SPECS  # noqa: E402
 
 SIM = "resources/simulated"
-SIM_TABLES = [
-    "gaia_source",
-    "panstarrs1_best_neighbour",
-    "tmass_best_neighbour",
-    "ps1_mean_object",
-    "tmass_psc",
-    "unwise",
-    "lamost_dr5_ddpayne",
-    "apogee_dr16_allstar",
-    "galah_dr2",
-]
+SIM_TABLES = list(registry.TABLES)  # every archive table of the registry (ddstars.registry)
 
 
 def workflow_file(path):
@@ -63,8 +54,7 @@ def code_inputs(script, *modules):
 CAT = "results/catalog"
 MODEL = "results/model"
 CATALOG_SCHEMA = workflow_file(Path(workflow.basedir) / "workflow" / "schemas" / "catalog.schema.yaml")
-SPECTRO_SURVEYS = ["lamost", "apogee", "galah"]
-PHOTO_SURVEYS = ["gaia", "ps1", "tmass", "unwise"]
+SPECTRO_SURVEYS = list(registry.SPECTROSCOPIC)
 
 
 CLEAN_OPTIONS = {
@@ -80,15 +70,7 @@ def clean_params(survey):
     return {k: config["catalog"][k] for k in keys}
 
 
-SURVEY_ARCHIVE = {
-    "gaia": "gaia_source",
-    "ps1": "ps1_mean_object",
-    "tmass": "tmass_psc",
-    "unwise": "unwise",
-    "lamost": "lamost_dr5_ddpayne",
-    "apogee": "apogee_dr16_allstar",
-    "galah": "galah_dr2",
-}
+SURVEY_ARCHIVE = registry.SURVEY_TABLES  # survey -> the archive table cleaned into it
 
 
 def archive_table(name):
@@ -108,7 +90,12 @@ def catalog_dataset():
 
 
 # Archive queries of the remote backend (archives.smk), in dependency order.
-REMOTE_TABLES = list(REMOTE_SPECS)
+REMOTE_TABLES = list(registry.release().query_order())
+
+
+def remote_upstream(table):
+    """The archive tables whose rows ``table``'s queries need (uploads, id lists); [] for the first ones."""
+    return list(registry.TABLES[table].upstream_tables)
 
 # Validation stage (validation.smk)
 VAL = "results/validation"

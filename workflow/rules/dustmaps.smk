@@ -21,6 +21,8 @@ rule provision_dustmaps:
         require_full_size=config.get("backend", "simulated") != "simulated",
     log:
         "results/logs/dustmaps/provision_dustmaps.log",
+    benchmark:
+        "results/benchmarks/dustmaps/provision_dustmaps.tsv"
     resources:
         mem_mb=6000,  # the dustmaps read (smoke query) loads the Bayestar19 pixel table and best fit
         runtime="30m",

@@ -6,13 +6,14 @@ import _bootstrap  # noqa: F401  (puts src/ on sys.path)
 
 from ddstars.catalog.stages import run_crossmatch
 from ddstars.logs import log_to_file
+from ddstars.registry import SPECTROSCOPIC
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 log_to_file(snakemake.log[0])
 run_crossmatch(
-    {s: snakemake.input[s] for s in ("lamost", "apogee", "galah")},
+    {s: snakemake.input[s] for s in SPECTROSCOPIC},
     snakemake.input.gaia,
     snakemake.input.gaia_rejected,
     snakemake.output.table,

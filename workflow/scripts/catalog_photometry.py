@@ -11,18 +11,8 @@ if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 log_to_file(snakemake.log[0])
-tables = {
-    k: snakemake.input[k]
-    for k in (
-        "ps1",
-        "ps1_rejected",
-        "tmass",
-        "tmass_rejected",
-        "unwise",
-        "panstarrs1_best_neighbour",
-        "tmass_best_neighbour",
-    )
-}
+# the cleaned PS1, 2MASS and unWISE tables and the best-neighbour tables, under their input names
+tables = {k: v for k, v in snakemake.input.items() if k not in ("matched", "gaia", "code")}
 run_photometry(
     snakemake.input.matched,
     snakemake.input.gaia,

@@ -17,36 +17,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from .. import registry
 from ..bands import BAND_NAMES
+from ..config import defaults, with_defaults
 from ..errors import ConfigError, DataError
 from . import schema
-from .crossmatch import DEFAULT_PRIORITY, select_by_priority
+from .crossmatch import select_by_priority
 from .offsets import apply_offsets
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
-PARALLAX_MIN_SNR = 5.0
-TABLE1_PAPER = {  # Green et al. (2021) Table 1, N = 2,888,361
-    "lamost": 2586577,
-    "galah": 122411,
-    "apogee": 179373,
-    "parallax_snr_gt_5": 2442856,
-    "gaia_g": 2888361,
-    "gaia_bp": 2884921,
-    "gaia_rp": 2885425,
-    "ps1_g": 2360242,
-    "ps1_r": 2032495,
-    "ps1_i": 1853962,
-    "ps1_z": 2121541,
-    "ps1_y": 2428790,
-    "tmass_j": 2742702,
-    "tmass_h": 2687149,
-    "tmass_ks": 2576599,
-    "unwise_w1": 839532,
-    "unwise_w2": 1857203,
-}
-TABLE1_PAPER_N = 2888361
+PARALLAX_MIN_SNR = defaults("catalog")["parallax_min_snr"]
+TABLE1_PAPER = registry.paper_table1()  # Green et al. (2021) Table 1 by row name
+TABLE1_PAPER_N = registry.PAPER_TABLE1_N
 
 
 # --------------------------------------------------------------------------------------------- split
@@ -97,9 +81,9 @@ def assemble(
     ``matched``: spectra matched to good Gaia sources (one row per survey and source);
     ``gaia``: the cleaned Gaia table; ``photometry``/``reddening``: per source_id (index or column).
     """
-    o = dict(options or {})
+    o = with_defaults(options, "catalog")
     labelled = apply_offsets(matched, offsets)
-    stars, prio = select_by_priority(labelled, o.get("survey_priority", DEFAULT_PRIORITY))
+    stars, prio = select_by_priority(labelled, o["survey_priority"])
     g = gaia.set_index("source_id")
     phot = photometry.set_index("source_id") if "source_id" in photometry.columns else photometry
     red = reddening.set_index("source_id") if "source_id" in reddening.columns else reddening
@@ -131,14 +115,12 @@ def assemble(
 
     for b in BAND_NAMES:
         cat[f"obs_{b}"] = np.isfinite(cat[f"mag_{b}"].to_numpy(float)) & np.isfinite(cat[f"err_{b}"].to_numpy(float))
-    cat["parallax_usable"] = parallax_usable(
-        cat["parallax"], cat["parallax_error"], o.get("parallax_min_snr", PARALLAX_MIN_SNR)
-    )
-    split = o.get("split", {})
+    cat["parallax_usable"] = parallax_usable(cat["parallax"], cat["parallax_error"], o["parallax_min_snr"])
+    split = o["split"]
     cat["split"] = split_of(
         cat["source_id"].to_numpy(),
-        (split.get("train", 0.7), split.get("validation", 0.2), split.get("test", 0.1)),
-        split.get("seed", 7),
+        tuple(split[s] for s in SPLITS),
+        split["seed"],
     )
     cat = cat.sort_values("source_id", kind="stable").reset_index(drop=True)
     report = {
@@ -250,7 +232,7 @@ def table1(cat: pd.DataFrame) -> pd.DataFrame:
     known = cat["survey"].notna().any()
     rows = [
         ("spectra", s, int((cat["survey"].astype(str) == s).sum()) if known else pd.NA)
-        for s in ("lamost", "galah", "apogee")
+        for s in registry.release().table1_surveys()
     ]
     rows.append(("parallax", "parallax_snr_gt_5", int(cat["parallax_usable"].sum())))
     rows += [("band", b, int(cat[f"obs_{b}"].sum())) for b in BAND_NAMES]

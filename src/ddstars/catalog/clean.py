@@ -27,27 +27,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config import defaults, with_defaults
+from ..registry import SURVEY_TABLES
 from . import cuts
 from .cuts import BandPhotometry, CutResult
 
 log = logging.getLogger(__name__)
 
-SPECTROSCOPIC = ("lamost", "apogee", "galah")
-PHOTOMETRIC = ("gaia", "ps1", "tmass", "unwise")
-SURVEY_TABLES = {
-    "gaia": "gaia_source",
-    "ps1": "ps1_mean_object",
-    "tmass": "tmass_psc",
-    "unwise": "unwise",
-    "lamost": "lamost_dr5_ddpayne",
-    "apogee": "apogee_dr16_allstar",
-    "galah": "galah_dr2",
-}
+# The surveys and the archive table cleaned into each: the registry's (ddstars.registry).
 LABELS = cuts.LABEL_NAMES  # teff, logg, feh
 COV_PAIRS = (("teff", "logg"), ("teff", "feh"), ("logg", "feh"))
 # APOGEE FPARAM_COV indices of (Teff, log g, [M/H]) in the 9-parameter order (METHOD.md §5). The authors'
 # code used (0, 1, 2), i.e. v_micro instead of [M/H]; config may select it to reproduce that.
-APOGEE_COV_INDICES = (0, 1, 3)
+APOGEE_COV_INDICES = tuple(defaults("catalog")["apogee_cov_indices"])
 
 
 @dataclass
@@ -112,7 +104,7 @@ def clean_gaia(df: pd.DataFrame, floor: float = 0.02, max_error: float = 0.2) ->
     A source whose G band is unusable after the floor (floored error > ``max_error``) is removed
     (cut ``g_error``): G is the reference band and is required (METHOD.md §5).
     """
-    table = "gaia_source"
+    table = SURVEY_TABLES["gaia"]
     base = cuts.gaia_cuts(df, table)
     raw = cuts.gaia_photometry(df, table)
     phot = raw.with_error_floor(floor, max_error)
@@ -169,7 +161,7 @@ def _photometric(
 
 def clean_ps1(df: pd.DataFrame, floor: float = 0.02, max_error: float = 0.2) -> Cleaned:
     """PS1 mean photometry: per-band presence; a galaxy (PSF - aperture > 0.1 mag in any band) is removed."""
-    table = "ps1_mean_object"
+    table = SURVEY_TABLES["ps1"]
     raw = cuts.ps1_bands(df, table)
     res = cuts.cut_result(table, df.index, {"galaxy": raw.extra["galaxy"].to_numpy()})
     return _photometric("ps1", table, df, "objID", "raMean", "decMean", raw, res, floor, max_error)
@@ -181,7 +173,7 @@ def clean_tmass(df: pd.DataFrame, floor: float = 0.02, max_error: float = 0.2) -
     A Gaia star whose 2MASS counterpart is removed by ``ext_key`` is dropped from the catalog (paper §3.2),
     which the cross-match does from the ``rejected`` table.
     """
-    table = "tmass_psc"
+    table = SURVEY_TABLES["tmass"]
     raw, ext = cuts.tmass_bands(df, table)
     return _photometric("tmass", table, df, "designation", "ra", "dec", raw, ext, floor, max_error)
 
@@ -189,7 +181,7 @@ def clean_tmass(df: pd.DataFrame, floor: float = 0.02, max_error: float = 0.2) -
 def clean_unwise(df: pd.DataFrame, floor: float = 0.02, max_error: float = 0.2) -> Cleaned:
     """unWISE: only primary objects (the paper's ``unwise_obj_primary``); per-band flags_unwise == 0,
     fracflux > 0.5, rchi2 <= 5; magnitudes converted to AB (cuts.unwise_bands)."""
-    table = "unwise"
+    table = SURVEY_TABLES["unwise"]
     raw = cuts.unwise_bands(df, table)
     res = cuts.cut_result(table, df.index, {"not_primary": ~(cuts.float_column(df, "primary") == 1)})
     return _photometric("unwise", table, df, "unwise_objid", "ra", "dec", raw, res, floor, max_error)
@@ -265,14 +257,14 @@ def _diagonal_spectra(
 
 def clean_lamost(df: pd.DataFrame, label_floor=cuts.LABEL_FLOOR, label_max=cuts.LABEL_MAX) -> Cleaned:
     """LAMOST DR5 DD-Payne: S/N, qflag_chi2, flag_singlestar, label sanity; diagonal label covariance."""
-    table = "lamost_dr5_ddpayne"
+    table = SURVEY_TABLES["lamost"]
     base = cuts.lamost_cuts(df, table)
     errors = ("teff_err", "logg_err", "feh_err")
     snr = [f"snr_{b}" for b in "ugriz"]
     return _diagonal_spectra("lamost", table, df, base, "obsid", LABELS, errors, snr, label_floor, label_max)
 
 
-def apogee_covariance(df: pd.DataFrame, indices=APOGEE_COV_INDICES, table: str = "apogee_dr16_allstar"):
+def apogee_covariance(df: pd.DataFrame, indices=APOGEE_COV_INDICES, table: str = SURVEY_TABLES["apogee"]):
     """(values (n,3), reported errors (n,3), variances (n,3), covariances (n,3)) of APOGEE labels.
 
     Values are PARAM[0, 1, 3] (calibrated Teff, log g, [M/H]); variances max(calibrated err², FPARAM_COV
@@ -292,7 +284,7 @@ def clean_apogee(
     df: pd.DataFrame, label_floor=cuts.LABEL_FLOOR, label_max=cuts.LABEL_MAX, cov_indices=APOGEE_COV_INDICES
 ) -> Cleaned:
     """APOGEE DR16: STAR_WARN / STAR_BAD, label sanity; covariance from FPARAM_COV (see apogee_covariance)."""
-    table = "apogee_dr16_allstar"
+    table = SURVEY_TABLES["apogee"]
     base = cuts.apogee_cuts(df, table)
     theta, err, var, cov = apogee_covariance(df, cov_indices, table)
     gsid = pd.to_numeric(df["GAIA_SOURCE_ID"], errors="coerce") if "GAIA_SOURCE_ID" in df else None
@@ -318,7 +310,7 @@ def clean_apogee(
 
 def clean_galah(df: pd.DataFrame, label_floor=cuts.LABEL_FLOOR, label_max=cuts.LABEL_MAX) -> Cleaned:
     """GALAH DR2: flag_cannon, S/N, label sanity; diagonal label covariance."""
-    table = "galah_dr2"
+    table = SURVEY_TABLES["galah"]
     base = cuts.galah_cuts(df, table)
     labels, errors = ("teff", "logg", "fe_h"), ("e_teff", "e_logg", "e_fe_h")
     snr = [f"snr_c{i}" for i in range(1, 5)]
@@ -327,9 +319,9 @@ def clean_galah(df: pd.DataFrame, label_floor=cuts.LABEL_FLOOR, label_max=cuts.L
 
 def clean(survey: str, df: pd.DataFrame, options: dict[str, Any] | None = None) -> Cleaned:
     """Dispatch to ``clean_<survey>`` with the options of config section ``catalog``."""
-    o = options or {}
-    floor, max_error = o.get("mag_error_floor", 0.02), o.get("mag_error_max", 0.2)
-    lf, lm = tuple(o.get("label_floor", cuts.LABEL_FLOOR)), tuple(o.get("label_sigma_max", cuts.LABEL_MAX))
+    o = with_defaults(options, "catalog")
+    floor, max_error = o["mag_error_floor"], o["mag_error_max"]
+    lf, lm = tuple(o["label_floor"]), tuple(o["label_sigma_max"])
     if survey == "gaia":
         return clean_gaia(df, floor, max_error)
     if survey == "ps1":
@@ -341,7 +333,7 @@ def clean(survey: str, df: pd.DataFrame, options: dict[str, Any] | None = None) 
     if survey == "lamost":
         return clean_lamost(df, lf, lm)
     if survey == "apogee":
-        return clean_apogee(df, lf, lm, tuple(o.get("apogee_cov_indices", APOGEE_COV_INDICES)))
+        return clean_apogee(df, lf, lm, tuple(o["apogee_cov_indices"]))
     if survey == "galah":
         return clean_galah(df, lf, lm)
     raise KeyError(f"unknown survey {survey!r}; known: {', '.join(SURVEY_TABLES)}")

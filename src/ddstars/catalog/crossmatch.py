@@ -22,15 +22,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config import defaults
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-SPEC_RADIUS_ARCSEC = 0.2
-PS1_RADIUS_ARCSEC = 0.2
-TMASS_RADIUS_ARCSEC = 0.4
-UNWISE_RADIUS_ARCSEC = 0.4
-DEFAULT_PRIORITY = ("apogee", "galah", "lamost")
+_RADII = defaults("catalog.match_radius_arcsec")  # config catalog.match_radius_arcsec (the schema's defaults)
+SPEC_RADIUS_ARCSEC = _RADII["spectroscopic"]
+DEFAULT_PRIORITY = tuple(defaults("catalog")["survey_priority"])
 
 
 def sky_match(ra1, dec1, ra2, dec2, radius_arcsec: float) -> tuple[np.ndarray, np.ndarray]:
@@ -171,7 +170,7 @@ def attach_photometry(
     ``unwise_objid`` (null where unmatched), the ``mag_/err_`` columns of the ten bands, and
     ``tmass_extended`` (True where the 2MASS counterpart has ``ext_key > 0``: the star must be dropped).
     """
-    r = {"ps1": PS1_RADIUS_ARCSEC, "tmass": TMASS_RADIUS_ARCSEC, "unwise": UNWISE_RADIUS_ARCSEC, **(radii or {})}
+    r = {**_RADII, **(radii or {})}
     out = pd.DataFrame(index=stars.index)
     report: dict[str, Any] = {}
     sid = stars["source_id"].to_numpy(np.int64)

@@ -24,7 +24,9 @@ import numpy as np
 import pandas as pd
 
 from ..bands import BANDS, MAG_ERR
+from ..config import defaults
 from ..errors import SchemaError
+from ..registry import SURVEY_TABLES
 
 PS1_MISSING = -999.0
 PS1_GALAXY_EXCESS = 0.1  # mag: PSF - aperture above this in any band marks a galaxy (ARCHIVES.md §0)
@@ -32,8 +34,8 @@ PS1_GALAXY_TOL = 1e-5  # mag: float32 storage of PS1 mags (ulp ~2e-6 at 16 mag);
 APOGEE_STAR_WARN = 1 << 7
 APOGEE_STAR_BAD = 1 << 23
 MIN_LABEL_ERROR = 1e-5
-LABEL_FLOOR = (10.0, 0.05, 0.03)  # Teff [K], log g, [Fe/H]
-LABEL_MAX = (200.0, 0.5, 0.5)
+LABEL_FLOOR = tuple(defaults("catalog")["label_floor"])  # Teff [K], log g, [Fe/H]
+LABEL_MAX = tuple(defaults("catalog")["label_sigma_max"])
 LABEL_NAMES = ("teff", "logg", "feh")
 # Which unWISE magnitude the catalog carries: "ab" (the paper's code adds 2.699 / 3.339 to the Vega
 # magnitude; ARCHIVES.md §0, §5). ``unwise_bands`` returns both.
@@ -175,7 +177,7 @@ def arenou_threshold(g_mag: np.ndarray) -> np.ndarray:
     return 1.44 * np.maximum(1.0, np.exp(-0.4 * (np.asarray(g_mag, dtype=np.float64) - 19.5)))
 
 
-def gaia_cuts(df: pd.DataFrame, table: str = "gaia_source") -> CutResult:
+def gaia_cuts(df: pd.DataFrame, table: str = SURVEY_TABLES["gaia"]) -> CutResult:
     """Gaia DR2 astrometric and photometric quality cuts (METHOD.md §5; ARCHIVES.md §0, §1).
 
     Cuts: ``visibility_periods_used > 8``; chi2_al / (n_good_obs_al - 5) < 1.44 max(1, e^(-0.4(G-19.5)))
@@ -227,7 +229,7 @@ def _bands(index: pd.Index, names: Sequence[str], mag: np.ndarray, err: np.ndarr
     )
 
 
-def gaia_photometry(df: pd.DataFrame, table: str = "gaia_source") -> BandPhotometry:
+def gaia_photometry(df: pd.DataFrame, table: str = SURVEY_TABLES["gaia"]) -> BandPhotometry:
     """G, BP, RP magnitudes with sigma = (2.5/ln 10) / phot_*_mean_flux_over_error (before any floor).
 
     A band is usable where its magnitude is finite and flux_over_error is finite and > 0.
@@ -264,7 +266,7 @@ LAMOST_COLUMNS = (
 )
 
 
-def lamost_cuts(df: pd.DataFrame, table: str = "lamost_dr5_ddpayne") -> CutResult:
+def lamost_cuts(df: pd.DataFrame, table: str = SURVEY_TABLES["lamost"]) -> CutResult:
     """LAMOST DR5 DD-Payne cuts: any snr_[ugriz] > 20; qflag_chi2 == 'good'; flag_singlestar == 'YES';
     all three errors > 1e-5; finite labels. (Uncertainty maxima: :func:`label_uncertainty_cuts`.)"""
     require_columns(df, table, LAMOST_COLUMNS)
@@ -294,7 +296,7 @@ APOGEE_COLUMNS = ("ASPCAPFLAG", "TEFF_ERR", "LOGG_ERR", "M_H_ERR", "PARAM")
 APOGEE_PARAM_IDX = (0, 1, 3)  # Teff, logg, [M/H] in PARAM/FPARAM
 
 
-def apogee_cuts(df: pd.DataFrame, table: str = "apogee_dr16_allstar") -> CutResult:
+def apogee_cuts(df: pd.DataFrame, table: str = SURVEY_TABLES["apogee"]) -> CutResult:
     """APOGEE DR16 cuts: ASPCAPFLAG has neither STAR_WARN (bit 7) nor STAR_BAD (bit 23); TEFF_ERR,
     LOGG_ERR, M_H_ERR > 1e-5; PARAM[0], PARAM[1], PARAM[3] finite. Other ASPCAPFLAG bits are ignored."""
     require_columns(df, table, APOGEE_COLUMNS)
@@ -327,7 +329,7 @@ GALAH_COLUMNS = (
 )
 
 
-def galah_cuts(df: pd.DataFrame, table: str = "galah_dr2") -> CutResult:
+def galah_cuts(df: pd.DataFrame, table: str = SURVEY_TABLES["galah"]) -> CutResult:
     """GALAH DR2 cuts: flag_cannon == 0; any snr_c1..c4 > 20; e_teff, e_logg, e_fe_h > 1e-5; finite labels."""
     require_columns(df, table, GALAH_COLUMNS)
     snr = np.stack([float_column(df, f"snr_c{i}") for i in range(1, 5)], axis=1)
@@ -407,7 +409,7 @@ TMASS_COLUMNS = (
 )
 
 
-def tmass_bands(df: pd.DataFrame, table: str = "tmass_psc") -> tuple[BandPhotometry, CutResult]:
+def tmass_bands(df: pd.DataFrame, table: str = SURVEY_TABLES["tmass"]) -> tuple[BandPhotometry, CutResult]:
     """2MASS PSC band cuts (ARCHIVES.md §4) and the row-level extended-source cut.
 
     Band b is usable if ``(ph_qual[b] == 'A' or rd_flg[b] in '13') and cc_flg[b] == '0'`` and the source
@@ -436,7 +438,7 @@ UNWISE_BANDS = (("w1", "unwise_w1"), ("w2", "unwise_w2"))
 _AB_MINUS_VEGA = {b.name: b.ab_minus_vega for b in BANDS}
 
 
-def unwise_bands(df: pd.DataFrame, table: str = "unwise") -> BandPhotometry:
+def unwise_bands(df: pd.DataFrame, table: str = SURVEY_TABLES["unwise"]) -> BandPhotometry:
     """unWISE band cuts and magnitudes (ARCHIVES.md §0, §5).
 
     Band usable if ``flags_unwise == 0``, ``fracflux > 0.5``, ``rchi2 <= 5`` and ``flux > 0``.
@@ -470,7 +472,7 @@ def unwise_bands(df: pd.DataFrame, table: str = "unwise") -> BandPhotometry:
 PS1_FILTERS = "grizy"
 
 
-def ps1_bands(df: pd.DataFrame, table: str = "ps1_mean_object") -> BandPhotometry:
+def ps1_bands(df: pd.DataFrame, table: str = SURVEY_TABLES["ps1"]) -> BandPhotometry:
     """PS1 mean PSF photometry (ARCHIVES.md §0, §3; public MeanObject approximation of the paper's ubercal).
 
     Band present where ``n<band> > 0``, the PSF magnitude is not -999 and magnitude and error are finite.

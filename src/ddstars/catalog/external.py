@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config import with_defaults
 from ..errors import DataError
 from . import build, schema
 
@@ -43,8 +44,8 @@ def _derive(df: pd.DataFrame, name: str, split: Mapping[str, Any]) -> Any:
     if name.startswith("cov_"):
         return np.zeros(len(df))
     if name == "split":
-        fractions = [split.get(k, d) for k, d in zip(build.SPLITS, (0.7, 0.2, 0.1), strict=True)]
-        return build.split_of(df["source_id"].to_numpy(np.int64), fractions, int(split.get("seed", 7)))
+        fractions = [split[k] for k in build.SPLITS]
+        return build.split_of(df["source_id"].to_numpy(np.int64), fractions, int(split["seed"]))
     raise KeyError(name)
 
 
@@ -76,7 +77,7 @@ def import_catalog(
     """
     from . import photsys
 
-    o = dict(options or {})
+    o = with_defaults(options, "catalog")
     src = Path(src)
     table = schema.open_catalog(src).to_table()
     problems = schema.validate_table(table, str(src), external=True)
@@ -93,7 +94,7 @@ def import_catalog(
         if c.name in df.columns:
             continue
         if c.tier == "derived" and c.name not in ("l", "b"):
-            df[c.name] = _derive(df, c.name, o.get("split", {}))
+            df[c.name] = _derive(df, c.name, o["split"])
             derived[c.name] = c.derived_from
     have_position = {"ra", "dec"} <= set(df.columns)
     if have_position and not {"l", "b"} <= set(given):
@@ -105,14 +106,14 @@ def import_catalog(
     split_source = "file" if "split" in given else "hash of source_id (catalog.split)"
 
     phot = photsys.check_photometry(df)
-    photsys.enforce(phot, bool(o.get("strict_photometry", False)), str(src))
+    photsys.enforce(phot, bool(o["strict_photometry"]), str(src))
 
     positions = have_position and bool(
         np.isfinite(df["ra"].to_numpy(float, na_value=np.nan)).all()
         and np.isfinite(df["dec"].to_numpy(float, na_value=np.nan)).all()
     )
-    order = int(o.get("healpix_order", 2)) if positions else None
-    written = build.write_partitioned(df, out_dir, order, int(o.get("row_group_size", 131072)))
+    order = int(o["healpix_order"]) if positions else None
+    written = build.write_partitioned(df, out_dir, order, int(o["row_group_size"]))
     from .. import provenance
 
     report = {

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config import with_defaults
 from ..errors import ConfigError, DataError
 from .clean import LABELS
 
@@ -94,20 +95,21 @@ def measure_offsets(
 
 def offsets_document(options: Mapping[str, Any], matched: pd.DataFrame) -> dict[str, Any]:
     """The content of ``results/catalog/offsets.json`` for config section ``catalog.offsets``."""
-    mode = options.get("mode", "measure")
-    reference = options.get("reference", "galah")
+    options = with_defaults(options, "catalog.offsets")
+    mode = options["mode"]
+    reference = options["reference"]
     surveys = sorted(set(matched["survey"].astype(str)) - {reference})
     if mode == "measure":
         offsets = measure_offsets(
             matched,
             reference,
             surveys,
-            options.get("min_pairs", 30),
-            options.get("clip_sigma"),
-            options.get("clip_passes", 3),
+            options["min_pairs"],
+            options["clip_sigma"],
+            options["clip_passes"],
         )
     elif mode == "fixed":
-        fixed = {**PAPER_OFFSETS, **options.get("fixed", {})}
+        fixed = {**PAPER_OFFSETS, **options["fixed"]}
         offsets = {
             s: {x: {"value": float(fixed[s][j]), "error": 0.0} for j, x in enumerate(LABELS)}
             for s in [reference, *surveys]

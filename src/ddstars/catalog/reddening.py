@@ -25,20 +25,13 @@ import numpy as np
 import pandas as pd
 from scipy.stats import truncnorm
 
+from ..config import with_defaults
 from ..dustmaps_io import query_bayestar, query_sfd
 from ..logs import progress
 
 log = logging.getLogger(__name__)
 
 R_SOURCES = ("sfd", "bayestar", "default")
-DEFAULTS = {
-    "z0_kpc": 0.4,
-    "n_samples": 25,
-    "sigma_floor": 0.02,
-    "relative_sigma": 0.1,
-    "seed": 20210817,
-    "batch": 50000,
-}
 
 
 def reddening_prior(
@@ -51,7 +44,7 @@ def reddening_prior(
     options: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Columns ``ebv_sfd, ebv_prior, sigma_ebv_prior, r_source`` for the given stars (same order)."""
-    o = {**DEFAULTS, **(options or {})}
+    o = with_defaults(options, "catalog.reddening")
     l_deg, b_deg = np.asarray(l_deg, float), np.asarray(b_deg, float)
     plx, sig = np.asarray(parallax, float), np.asarray(parallax_error, float)
     n = len(l_deg)

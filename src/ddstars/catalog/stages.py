@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import archives
+from .. import archives, registry
+from ..config import with_defaults
 from ..errors import DataError
 from ..io import read_json, write_json, write_parquet
 from . import build, clean, crossmatch, offsets, reddening, schema
@@ -32,10 +33,10 @@ def _read(path: PathLike) -> pd.DataFrame:
 def run_clean(survey: str, archive_path: PathLike, out: Mapping[str, PathLike], options: Mapping[str, Any]) -> dict:
     """Rule clean_<survey>: archive table -> ``out["table"]``, ``out["rejected"]``, ``out["counts"]``."""
     t0 = time.perf_counter()
-    table = clean.SURVEY_TABLES[survey]
+    table = registry.SURVEY_TABLES[survey]
     df = archives.read_table(archive_path, table)
     result = clean.clean(survey, df, dict(options))
-    if survey in clean.SPECTROSCOPIC and len(result.table) == 0:
+    if survey in registry.SPECTROSCOPIC and len(result.table) == 0:
         raise DataError(f"{archive_path}: no {survey} row survives the quality cuts ({result.counts['cuts']})")
     write_parquet(result.table, out["table"])
     write_parquet(result.rejected, out["rejected"])
@@ -54,7 +55,7 @@ def run_crossmatch(
     options: Mapping[str, Any],
 ) -> dict:
     """Rule crossmatch_spectra: cleaned spectra + Gaia -> matched spectra (one row per survey and source)."""
-    radius = options.get("match_radius_arcsec", {}).get("spectroscopic", crossmatch.SPEC_RADIUS_ARCSEC)
+    radius = with_defaults(options, "catalog")["match_radius_arcsec"]["spectroscopic"]
     matched, report = crossmatch.match_spectra_to_gaia(
         {s: _read(p) for s, p in spectra.items()}, _read(gaia), _read(gaia_rejected), radius
     )
@@ -77,23 +78,28 @@ def run_photometry(
     out_report: PathLike,
     options: Mapping[str, Any],
 ) -> dict:
-    """Rule match_photometry: PS1, 2MASS (best-neighbour tables) and unWISE (sky match) for matched stars."""
+    """Rule match_photometry: PS1, 2MASS (best-neighbour tables) and unWISE (sky match) for matched stars.
+
+    ``tables``: the cleaned ``ps1``, ``tmass``, ``unwise`` (and ``ps1_rejected``, ``tmass_rejected``), and the
+    best-neighbour archive tables as ``ps1_link``, ``tmass_link`` (:data:`ddstars.registry.LINKS`).
+    """
     stars = _stars(matched, gaia, ["ra", "dec"])
-    radii = {k: v for k, v in options.get("match_radius_arcsec", {}).items() if k in ("ps1", "tmass", "unwise")}
+    matched_to_gaia = [s for s in registry.PHOTOMETRIC if s != "gaia"]
+    radii = {k: v for k, v in with_defaults(options, "catalog")["match_radius_arcsec"].items() if k in matched_to_gaia}
     phot, report = crossmatch.attach_photometry(
         stars,
         _read(tables["ps1"]),
         _read(tables["ps1_rejected"]),
-        archives.read_table(tables["panstarrs1_best_neighbour"], "panstarrs1_best_neighbour"),
+        archives.read_table(tables["ps1_link"], registry.LINKS["ps1"]),
         _read(tables["tmass"]),
         _read(tables["tmass_rejected"]),
-        archives.read_table(tables["tmass_best_neighbour"], "tmass_best_neighbour"),
+        archives.read_table(tables["tmass_link"], registry.LINKS["tmass"]),
         _read(tables["unwise"]),
         radii,
     )
     phot.insert(0, "source_id", stars["source_id"].to_numpy())
     write_parquet(phot, out_table)
-    write_json({"radii_arcsec": {**{"ps1": 0.2, "tmass": 0.4, "unwise": 0.4}, **radii}, "surveys": report}, out_report)
+    write_json({"radii_arcsec": radii, "surveys": report}, out_report)
     return report
 
 
@@ -124,6 +130,7 @@ def run_offsets(matched: PathLike, out: PathLike, options: Mapping[str, Any]) ->
 
 def run_build(inputs: Mapping[str, Any], out_dir: PathLike, out_report: PathLike, options: Mapping[str, Any]) -> dict:
     """Rule build_catalog: the partitioned catalog and build.json (where every spectroscopic row went)."""
+    options = with_defaults(options, "catalog")
     t0 = time.perf_counter()
     cat, report = build.assemble(
         _read(inputs["matched"]),
@@ -135,9 +142,7 @@ def run_build(inputs: Mapping[str, Any], out_dir: PathLike, out_report: PathLike
     )
     counts = {s: read_json(p) for s, p in inputs["counts"].items()}
     match_report = read_json(inputs["crossmatch"])["surveys"]
-    written = build.write_partitioned(
-        cat, out_dir, options.get("healpix_order", 2), options.get("row_group_size", 131072)
-    )
+    written = build.write_partitioned(cat, out_dir, options["healpix_order"], options["row_group_size"])
     doc = {
         **written,
         "stars": len(cat),
@@ -191,103 +196,3 @@ def run_import(catalog: PathLike, out_dir: PathLike, out_report: PathLike, optio
     report = import_catalog(catalog, out_dir, options)
     write_json(report, out_report)
     return report
-
-
-def run_all(
-    archive: Mapping[str, PathLike],
-    sfd_dir: PathLike,
-    bayestar: PathLike,
-    out: PathLike,
-    options: Mapping[str, Any] | None = None,
-) -> dict[str, float]:
-    """Every catalog rule in order, in this process (tests and benchmarks; the workflow runs them as rules).
-
-    ``archive`` maps archive table names to files; outputs go under ``out`` with the workflow's names.
-    Returns the seconds each stage took.
-    """
-    o = dict(options or {})
-    out = Path(out)
-    times: dict[str, float] = {}
-    clean_out = {}
-    for survey, table in clean.SURVEY_TABLES.items():
-        t0 = time.perf_counter()
-        paths = {
-            "table": out / "clean" / f"{survey}.parquet",
-            "rejected": out / "clean" / f"{survey}.rejected.parquet",
-            "counts": out / "clean" / f"{survey}.counts.json",
-        }
-        run_clean(survey, archive[table], paths, o)
-        clean_out[survey] = paths
-        times[f"clean_{survey}"] = time.perf_counter() - t0
-    gaia = clean_out["gaia"]["table"]
-    steps = [
-        (
-            "crossmatch_spectra",
-            lambda: run_crossmatch(
-                {s: clean_out[s]["table"] for s in clean.SPECTROSCOPIC},
-                gaia,
-                clean_out["gaia"]["rejected"],
-                out / "matched_spectra.parquet",
-                out / "crossmatch.json",
-                o,
-            ),
-        ),
-        (
-            "zero_point_offsets",
-            lambda: run_offsets(out / "matched_spectra.parquet", out / "offsets.json", o.get("offsets", {})),
-        ),
-        (
-            "match_photometry",
-            lambda: run_photometry(
-                out / "matched_spectra.parquet",
-                gaia,
-                {
-                    "ps1": clean_out["ps1"]["table"],
-                    "ps1_rejected": clean_out["ps1"]["rejected"],
-                    "tmass": clean_out["tmass"]["table"],
-                    "tmass_rejected": clean_out["tmass"]["rejected"],
-                    "unwise": clean_out["unwise"]["table"],
-                    "panstarrs1_best_neighbour": archive["panstarrs1_best_neighbour"],
-                    "tmass_best_neighbour": archive["tmass_best_neighbour"],
-                },
-                out / "photometry.parquet",
-                out / "photometry.json",
-                o,
-            ),
-        ),
-        (
-            "reddening_prior",
-            lambda: run_reddening(
-                out / "matched_spectra.parquet",
-                gaia,
-                sfd_dir,
-                bayestar,
-                out / "reddening_prior.parquet",
-                o.get("reddening", {}),
-            ),
-        ),
-        (
-            "build_catalog",
-            lambda: run_build(
-                {
-                    "matched": out / "matched_spectra.parquet",
-                    "crossmatch": out / "crossmatch.json",
-                    "offsets": out / "offsets.json",
-                    "gaia": gaia,
-                    "photometry": out / "photometry.parquet",
-                    "reddening": out / "reddening_prior.parquet",
-                    "counts": {s: clean_out[s]["counts"] for s in clean.SPECTROSCOPIC},
-                },
-                out / "stars",
-                out / "build.json",
-                o,
-            ),
-        ),
-        ("table1", lambda: run_table1(out / "stars", out / "table1.csv", out / "table1.md")),
-        ("validate_catalog", lambda: run_validate(out / "stars", out / "validation.json", o.get("healpix_order", 2))),
-    ]
-    for name, step in steps:
-        t0 = time.perf_counter()
-        step()
-        times[name] = time.perf_counter() - t0
-    return times

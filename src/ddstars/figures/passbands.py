@@ -25,7 +25,7 @@ def fig_filters(inp: Inputs, o: Mapping[str, Any]):
         f = speclite.filters.load_filter(b.speclite)
         lam = np.asarray(f.wavelength) / 10.0
         resp = np.asarray(f.response, dtype=float)
-        if b.survey in ("gaia", "tmass", "unwise"):
+        if b.survey != "ps1":  # PS1 curves are throughputs already; the others are normalised
             resp = resp / resp.max()
         peaks.append(lam[np.argmax(resp)])
         ax.plot(lam, resp, lw=1, color=plt.cm.turbo(i / 12))

@@ -3,7 +3,8 @@
 Policy (one place, shared by every service):
 
 * timeouts, connection errors, HTTP 5xx and 429 are retried ``retries.max`` times with jittered exponential
-  back-off: attempt k waits ``uniform(0.5, 1) * min(max_s, base_s * 2**k)`` seconds;
+  back-off: attempt k waits ``uniform(0.5, 1) * min(max_s, base_s * 2**k)`` seconds; each retry is logged
+  (WARNING) with the failure, the retry and attempt numbers and the wait;
 * HTTP 4xx, a TAP query error (status ERROR, job phase ERROR/ABORTED) and a malformed response raise
   :class:`~ddstars.errors.DataError` at once, naming the service, the URL and the query;
 * a result with ``QUERY_STATUS=OVERFLOW`` raises :class:`ChunkOverflowError`: the chunk is too big for the
@@ -17,6 +18,7 @@ Policy (one place, shared by every service):
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import random as _random
 import time
@@ -40,6 +42,8 @@ from pyvo.dal.tap import AsyncTAPJob
 from ..errors import ConfigError, DataError
 from ..io import atomic_path
 from .services import strip_userinfo
+
+log = logging.getLogger(__name__)
 
 
 class ChunkOverflowError(DataError):
@@ -282,9 +286,16 @@ class TapClient:
 
     def _with_retries(self, fn: Callable[[], Any], what: str, adql: str | None = None) -> Any:
         last: BaseException | None = None
-        for attempt in range(self.retries.max + 1):
+        total = self.retries.max + 1
+        for attempt in range(total):
             if attempt:
-                self.sleep(self.retries.delay(attempt - 1, self.rng))
+                wait = self.retries.delay(attempt - 1, self.rng)
+                detail = self.mask(f"{type(last).__name__}: {last}")[:300]
+                log.warning(
+                    "%s (%s): %s failed (%s); retry %d of %d (attempt %d of %d) in %.1f s",
+                    self.service, self.public_url, what, detail, attempt, self.retries.max, attempt + 1, total, wait,
+                )  # fmt: skip
+                self.sleep(wait)
             self.attempts += 1
             try:
                 with self.slots.slot():

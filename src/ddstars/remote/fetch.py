@@ -184,7 +184,7 @@ def make_client(table: str, config: Mapping[str, Any], **kw: Any) -> TapClient:
         service=spec.service,
         retries=cfg["retries"],
         timeout=float(cfg["timeout_s"]),
-        max_concurrent=int(svc.get("max_concurrent", 2)),
+        max_concurrent=int(svc["max_concurrent"]),
         credentials=load_credentials(spec.service, cfg.get("credentials_file")),
         lock_dir=Path(cfg["cache_dir"]) / ".locks",
         poll_s=float(cfg["poll_s"]),

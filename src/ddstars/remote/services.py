@@ -27,10 +27,13 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..archives import TABLES
+from .. import registry
+from ..archives import TABLES, table_path
+from ..config import defaults
 from ..errors import ConfigError
 
 KINDS = ("range", "position_upload", "id_upload", "id_list", "file")
@@ -79,85 +82,55 @@ def _identity(table: str, **renamed: str) -> dict[str, str]:
     return cols
 
 
-_SPECTRO_POSITIONS = (
-    ("lamost_dr5_ddpayne", "ra"),
-    ("apogee_dr16_allstar", "RA"),
-    ("galah_dr2", "ra"),
-)
+def _spec(table: str, kind: str, columns: Mapping[str, str], key: str, *pos: str | None, **kw: Any) -> QuerySpec:
+    """The :class:`QuerySpec` of registry table ``table``: service, service table and upstream inputs from the
+    registry, how it is cut into chunks here."""
+    entry = registry.TABLES[table]
+    return QuerySpec(table, entry.service, entry.service_table, kind, columns, key, *pos, upstream=entry.upstream, **kw)
 
-SPECS: dict[str, QuerySpec] = {
+
+_QUERIES = {
     s.table: s
     for s in (
-        QuerySpec(
-            "lamost_dr5_ddpayne", "vizier", '"J/ApJS/245/34/catalog"', "range",
-            _identity("lamost_dr5_ddpayne", RAJ2000="ra", DEJ2000="dec"), "obsid", "RAJ2000", "DEJ2000",
-            range_column="RAJ2000", n_chunks=72,
+        _spec(
+            "lamost_dr5_ddpayne", "range", _identity("lamost_dr5_ddpayne", RAJ2000="ra", DEJ2000="dec"), "obsid",
+            "RAJ2000", "DEJ2000", range_column="RAJ2000", n_chunks=72,
         ),
-        QuerySpec(
-            "apogee_dr16_allstar", "sdss", "allStar-r12-l33.fits", "file",
-            {**_identity("apogee_dr16_allstar"), "GAIA_SOURCE_ID": "GAIA_SOURCE_ID"}, "APOGEE_ID", "RA", "DEC",
-            n_chunks=1,
+        _spec(
+            "apogee_dr16_allstar", "file", {**_identity("apogee_dr16_allstar"), "GAIA_SOURCE_ID": "GAIA_SOURCE_ID"},
+            "APOGEE_ID", "RA", "DEC", n_chunks=1,
         ),
-        QuerySpec(
-            "galah_dr2", "vizier", '"J/MNRAS/478/4513/galah"', "range",
-            _identity("galah_dr2", RAJ2000="ra", DEJ2000="dec"), "sobject_id", "RAJ2000", "DEJ2000",
-            range_column="RAJ2000", n_chunks=12,
+        _spec(
+            "galah_dr2", "range", _identity("galah_dr2", RAJ2000="ra", DEJ2000="dec"), "sobject_id",
+            "RAJ2000", "DEJ2000", range_column="RAJ2000", n_chunks=12,
         ),
-        QuerySpec(
-            "gaia_source", "gaia", "gaiadr2.gaia_source", "position_upload", _identity("gaia_source"),
-            "source_id", "ra", "dec", mode="async", chunk_size=50_000, healpix_order=5, radius_arcsec=0.2,
-            upstream=_SPECTRO_POSITIONS,
+        _spec(
+            "gaia_source", "position_upload", _identity("gaia_source"), "source_id", "ra", "dec", mode="async",
+            chunk_size=50_000, healpix_order=5, radius_arcsec=0.2,
         ),
-        QuerySpec(
-            "panstarrs1_best_neighbour", "gaia", "gaiadr2.panstarrs1_best_neighbour", "id_upload",
-            _identity("panstarrs1_best_neighbour"), "source_id", mode="async", chunk_size=100_000,
-            upstream=(("gaia_source", "source_id"),),
+        _spec(
+            "panstarrs1_best_neighbour", "id_upload", _identity("panstarrs1_best_neighbour"), "source_id",
+            mode="async", chunk_size=100_000,
         ),
-        QuerySpec(
-            "tmass_best_neighbour", "gaia", "gaiadr2.tmass_best_neighbour", "id_upload",
-            _identity("tmass_best_neighbour"), "source_id", mode="async", chunk_size=100_000,
-            upstream=(("gaia_source", "source_id"),),
+        _spec(
+            "tmass_best_neighbour", "id_upload", _identity("tmass_best_neighbour"), "source_id", mode="async",
+            chunk_size=100_000,
         ),
-        QuerySpec(
-            "ps1_mean_object", "mast_ps1", "dbo.MeanObjectView", "id_list", _identity("ps1_mean_object"),
-            "objID", "raMean", "decMean", chunk_size=1_000,
-            upstream=(("panstarrs1_best_neighbour", "original_ext_source_id"),),
+        _spec(
+            "ps1_mean_object", "id_list", _identity("ps1_mean_object"), "objID", "raMean", "decMean", chunk_size=1_000
         ),
-        QuerySpec(
-            "tmass_psc", "irsa", "fp_psc", "id_upload", _identity("tmass_psc"), "designation", "ra", "dec",
-            chunk_size=50_000, upstream=(("tmass_best_neighbour", "original_ext_source_id"),),
-        ),
-        QuerySpec(
-            "unwise", "datalab", "unwise_dr1.object", "position_upload", _identity("unwise"), "unwise_objid",
-            "ra", "dec", chunk_size=20_000, healpix_order=6, radius_arcsec=0.4,
-            upstream=(("gaia_source", "ra"),),
+        _spec("tmass_psc", "id_upload", _identity("tmass_psc"), "designation", "ra", "dec", chunk_size=50_000),
+        _spec(
+            "unwise", "position_upload", _identity("unwise"), "unwise_objid", "ra", "dec", chunk_size=20_000,
+            healpix_order=6, radius_arcsec=0.4,
         ),
     )
 }  # fmt: skip
+#: One query spec per registry table, in an order where each table comes after those its queries need.
+SPECS: dict[str, QuerySpec] = {name: _QUERIES[name] for name in registry.release().query_order()}
 
-
-def upstream_tables(table: str) -> list[str]:
-    """The archive tables whose rows ``table``'s queries need (uploads, id lists); [] for the first ones."""
-    return list(dict.fromkeys(up for up, _ in SPECS[table].upstream))
-
-
-# The ``remote:`` config section's defaults (mirrored in workflow/schemas/config.schema.yaml).
-DEFAULT_CONFIG: dict[str, Any] = {
-    "cache_dir": "resources/archives/raw",
-    "credentials_file": None,
-    "timeout_s": 600.0,
-    "poll_s": 5.0,
-    "retries": {"max": 5, "base_s": 2.0, "max_s": 120.0},
-    "services": {
-        "gaia": {"url": "https://gea.esac.esa.int/tap-server/tap", "max_concurrent": 2},
-        "vizier": {"url": "https://tapvizier.cds.unistra.fr/TAPVizieR/tap", "max_concurrent": 2},
-        "mast_ps1": {"url": "https://vao.stsci.edu/PS1DR2/tapservice.aspx", "max_concurrent": 2},
-        "irsa": {"url": "https://irsa.ipac.caltech.edu/TAP", "max_concurrent": 2},
-        "datalab": {"url": "https://datalab.noirlab.edu/tap", "max_concurrent": 2},
-        "sdss": {"url": "https://data.sdss.org/sas/dr16/apogee/spectro/aspcap/r12/l33", "max_concurrent": 1},
-    },
-    "tables": {},
-}
+# The ``remote:`` config section's defaults: those of workflow/schemas/config.schema.yaml (ddstars.config).
+DEFAULT_CONFIG: dict[str, Any] = defaults("remote")
 
 _TABLE_KEYS = ("service", "remote_table", "mode", "chunk_size", "healpix_order", "radius_arcsec", "n_chunks", "range")
 
@@ -167,6 +140,12 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     for k, v in over.items():
         out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else copy.deepcopy(v)
     return out
+
+
+def chunk_dir(config: Mapping[str, Any], table: str) -> Path:
+    """``<archive_cache>/chunks/<table>``: the plan (``plan/``) and the chunk markers (``done/<chunk>.json``) of
+    remote archive table ``table``."""
+    return table_path({**config, "backend": "remote"}, table).parent / "chunks" / table
 
 
 def remote_config(config: Mapping[str, Any]) -> dict[str, Any]:

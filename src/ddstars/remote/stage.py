@@ -8,7 +8,7 @@ Per table the workflow runs three kinds of job (workflow/rules/archives.smk):
 * ``fetch_<table>`` assembles the chunks under the archive's own column names into the file the catalog stage
   reads (``resources/archives/<table>.parquet``, :func:`ddstars.archives.table_path`).
 
-:func:`run_fetch` does all three in one process (tests, notebooks).
+Which tables a table's queries need comes from the registry (:attr:`ddstars.registry.Table.upstream`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 from ..archives import read_table
 from ..io import write_json
 from . import fetch
-from .services import upstream_tables  # noqa: F401  (read here by the tests)
+from .services import chunk_dir  # noqa: F401  (the workflow and the tests find it here too)
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,3 @@ def run_assemble(table: str, config: Mapping[str, Any], plan_dir: str | Path, ou
     path = fetch.assemble_planned(table, plan_dir, config, out)
     log.info("%s: assembled %d chunk(s) into %s", table, fetch.read_plan(plan_dir)["n_chunks"], path)
     return path
-
-
-def run_fetch(table: str, upstream: Mapping[str, str | Path], config: Mapping[str, Any], out: str | Path) -> Path:
-    """Fetch ``table`` in one process (missing chunks only, one after another) and write it to ``out``.
-
-    ``upstream``: archive name -> file. The workflow splits the same work into plan / chunk / assemble jobs.
-    """
-    paths = fetch.fetch_missing(table, config, _inputs(table, upstream))
-    log.info("%s: %d chunk(s) complete in the cache", table, len(paths))
-    return fetch.assemble(table, paths, out, config)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import registry
 from ..bands import BAND_NAMES, band_index
 from ..io import ParquetChunkWriter, sha256, write_json
 from ..logs import progress
@@ -26,19 +27,9 @@ from .isochrones import MISTGrid
 
 log = logging.getLogger(__name__)
 
-SURVEYS: tuple[str, ...] = ("lamost", "apogee", "galah")
-# Archive tables written by :func:`generate`, keyed by the name used in rules and the archive interface.
-TABLES: tuple[str, ...] = (
-    "gaia_source",
-    "panstarrs1_best_neighbour",
-    "tmass_best_neighbour",
-    "ps1_mean_object",
-    "tmass_psc",
-    "unwise",
-    "lamost_dr5_ddpayne",
-    "apogee_dr16_allstar",
-    "galah_dr2",
-)
+SURVEYS: tuple[str, ...] = registry.SPECTROSCOPIC  # the surveys drawn, in the order of the random draws
+# Archive tables written by :func:`generate`: every table of the registry, in its order.
+TABLES: tuple[str, ...] = tuple(registry.TABLES)
 G, H = band_index("gaia_g"), band_index("tmass_h")
 
 
@@ -315,18 +306,10 @@ def make_tables(
     serial["lamost"] += len(lamost)
     serial["apogee"] += len(apogee)
     serial["galah"] += len(galah)
-    serial["tmass"] += len(best["tmass_best_neighbour"])
-    return {
-        "gaia_source": gaia,
-        "panstarrs1_best_neighbour": best["panstarrs1_best_neighbour"],
-        "tmass_best_neighbour": best["tmass_best_neighbour"],
-        "ps1_mean_object": ps1,
-        "tmass_psc": tmass,
-        "unwise": unwise,
-        "lamost_dr5_ddpayne": lamost,
-        "apogee_dr16_allstar": apogee,
-        "galah_dr2": galah,
-    }
+    serial["tmass"] += len(best[registry.LINKS["tmass"]])
+    by_survey = dict(gaia=gaia, ps1=ps1, tmass=tmass, unwise=unwise, lamost=lamost, apogee=apogee, galah=galah)
+    frames = {registry.SURVEY_TABLES[s]: f for s, f in by_survey.items()} | best
+    return {t: frames[t] for t in TABLES}
 
 
 def truth_frame(truth: dict[str, np.ndarray]) -> pd.DataFrame:

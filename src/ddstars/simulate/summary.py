@@ -10,30 +10,18 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from .. import registry
 from ..bands import BAND_NAMES
 from ..io import atomic_path, write_json
 from .galaxy import COMPONENTS
 
 log = logging.getLogger(__name__)
 
-# Paper Table 1 (N = 2,888,361): fraction of stars with each band, and with parallax S/N > 5.
-PAPER_TABLE1_FRACTION = {
-    "gaia_g": 1.0,
-    "gaia_bp": 2884921 / 2888361,
-    "gaia_rp": 2885425 / 2888361,
-    "ps1_g": 2360242 / 2888361,
-    "ps1_r": 2032495 / 2888361,
-    "ps1_i": 1853962 / 2888361,
-    "ps1_z": 2121541 / 2888361,
-    "ps1_y": 2428790 / 2888361,
-    "tmass_j": 2742702 / 2888361,
-    "tmass_h": 2687149 / 2888361,
-    "tmass_ks": 2576599 / 2888361,
-    "unwise_w1": 839532 / 2888361,
-    "unwise_w2": 1857203 / 2888361,
-    "parallax_snr_gt_5": 2442856 / 2888361,
-}
-PAPER_SURVEY_FRACTION = {"lamost": 2586577 / 2888361, "galah": 122411 / 2888361, "apogee": 179373 / 2888361}
+# Paper Table 1 (N = 2,888,361): fraction of stars per spectroscopic survey, with each band, and with
+# parallax S/N > 5 (counts from the registry).
+_PAPER = {k: n / registry.PAPER_TABLE1_N for k, n in registry.paper_table1().items()}
+PAPER_SURVEY_FRACTION = {s: _PAPER[s] for s in registry.SPECTROSCOPIC}
+PAPER_TABLE1_FRACTION = {k: f for k, f in _PAPER.items() if k not in PAPER_SURVEY_FRACTION}
 
 # Injected cut failures: truth column -> (config key, truth column of the rows it applies to).
 INJECTED = {
@@ -111,7 +99,7 @@ def summarize(
                 "fraction": float(truth[f"in_{s}"].mean()),
                 "fraction_paper": PAPER_SURVEY_FRACTION[s],
             }
-            for s in ("lamost", "apogee", "galah")
+            for s in registry.SPECTROSCOPIC
         },
         "overlaps": {
             f"{a}_{b}": int((truth[f"in_{a}"] & truth[f"in_{b}"]).sum())

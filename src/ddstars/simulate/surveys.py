@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import registry
 from ..bands import MAG_ERR
 from .ids import gaia_source_id, ps1_obj_id, tmass_designation, unwise_objid
 
@@ -709,8 +710,8 @@ def best_neighbour_tables(
     """
     out = {}
     for name, key, table, ra_col, dec_col, id_col in (
-        ("panstarrs1_best_neighbour", "ps1_objid", ps1, "raMean", "decMean", "objID"),
-        ("tmass_best_neighbour", "tmass_designation", tmass, "ra", "dec", "designation"),
+        (registry.LINKS["ps1"], "ps1_objid", ps1, "raMean", "decMean", "objID"),
+        (registry.LINKS["tmass"], "tmass_designation", tmass, "ra", "dec", "designation"),
     ):
         ids = truth[key]
         has = ids != -1 if ids.dtype.kind in "iu" else ids != ""

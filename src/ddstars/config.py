@@ -1,0 +1,67 @@
+"""The config's defaults, in one place: the ``default:`` values of workflow/schemas/config.schema.yaml.
+
+The workflow fills them when it validates the config (``snakemake.utils.validate``, which sets every absent key
+that has a ``default:``); Python callers outside Snakemake (tests, notebooks, the functions each rule calls)
+fill theirs the same way with :func:`with_defaults`, and :func:`defaults` gives a section's defaults alone.
+No module keeps its own copy.
+
+Filling follows JSON Schema default-filling: an absent key with a ``default:`` gets a copy of it; an object that
+is present (or has just been given its default, such as ``{}``) is filled in turn, key by key.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    """The config schema, parsed once."""
+    import yaml
+
+    return yaml.load(SCHEMA_PATH.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def _resolve(node: Mapping[str, Any]) -> Mapping[str, Any]:
+    ref = node.get("$ref")
+    if ref is None:
+        return node
+    target = schema()["definitions"][ref.rsplit("/", 1)[-1]]
+    return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+
+
+def _node(section: str | None) -> Mapping[str, Any]:
+    node: Mapping[str, Any] = schema()
+    for key in section.split(".") if section else []:
+        try:
+            node = _resolve(node["properties"][key])
+        except KeyError:
+            raise KeyError(f"config key {section!r} is not in {SCHEMA_PATH.name}") from None
+    return node
+
+
+def _fill(instance: dict[str, Any], node: Mapping[str, Any]) -> dict[str, Any]:
+    for key, sub in (node.get("properties") or {}).items():
+        sub = _resolve(sub)
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if isinstance(instance.get(key), dict):
+            _fill(instance[key], sub)
+    return instance
+
+
+def with_defaults(config: Mapping[str, Any] | None, section: str | None = None) -> dict[str, Any]:
+    """A copy of ``config`` (the whole config, or config section ``section`` such as ``"train"`` or
+    ``"catalog.reddening"``) with every absent key that has a schema default filled in."""
+    return _fill(copy.deepcopy(dict(config or {})), _node(section))
+
+
+def defaults(section: str | None = None) -> dict[str, Any]:
+    """The schema defaults of config section ``section`` (dotted, e.g. ``"remote"``; None: the whole config)."""
+    return with_defaults({}, section)

@@ -1,0 +1,230 @@
+"""The one list of archive tables and surveys: what each table is, where it is served, which survey it feeds.
+
+Everything that names archive tables or surveys reads them here: the workflow rules (one cleaning rule per
+survey, one query chain per remote table), the cleaning (a survey's table), the simulated sky (the tables it
+writes), the remote query specs (service, service table, upstream inputs), the archive interface (column
+checks) and Table 1 (the spectroscopic surveys and the paper's counts). The bands and their photometric
+systems live in :mod:`ddstars.bands`; a photometric survey's bands are looked up there by survey name.
+
+A :class:`Release` is one consistent set of tables and surveys. Today there is one, ``gaia_dr2`` (the
+paper's: Gaia DR2 with its best-neighbour tables); another data release is another :class:`Release` in
+:data:`RELEASES`, and the module-level names (:data:`TABLES`, :data:`SURVEYS`, ...) are those of
+:data:`DEFAULT_RELEASE`. Orders are meaningful: :data:`TABLES` is the order the simulated sky writes and the
+catalog rules list them, :data:`SURVEYS` the order of the cleaning rules (photometric, then spectroscopic,
+the order the simulated sky draws them in).
+
+Standard library only: the Snakefile imports this while parsing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .bands import BANDS
+
+#: A table's role: ``survey`` (cleaned into a survey's table), ``link`` (a cross-match table between two
+#: surveys, read by the photometry match as it is).
+ROLES = ("survey", "link")
+KINDS = ("spectroscopic", "photometric")
+
+
+@dataclass(frozen=True)
+class Table:
+    """One archive table.
+
+    ``name`` is the project's name (file stem, rule names); ``archive`` the data release in words;
+    ``service`` the key of the remote service that serves it (``remote.services.<service>``) and
+    ``service_table`` its name there; ``survey`` the survey it feeds (for a link table, the survey it links
+    Gaia to); ``upstream``: (table, column) pairs whose values a remote query of this table needs (uploads,
+    id lists), () for the tables queried first.
+    """
+
+    name: str
+    archive: str
+    service: str
+    service_table: str
+    role: str
+    survey: str
+    upstream: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def upstream_tables(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(t for t, _ in self.upstream))
+
+
+@dataclass(frozen=True)
+class Survey:
+    """One survey: ``kind`` spectroscopic (labels) or photometric (bands), the archive ``table`` cleaned into
+    it, its ``label`` in words and, for the spectroscopic ones, ``paper_n``: its stars in Green et al. (2021)
+    Table 1 (``table1_row`` orders the rows as there)."""
+
+    name: str
+    kind: str
+    table: str
+    label: str
+    paper_n: int | None = None
+    table1_row: int | None = None
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """The survey's bands (names of :data:`ddstars.bands.BANDS`); () for a spectroscopic survey."""
+        return tuple(b.name for b in BANDS if b.survey == self.name)
+
+
+@dataclass(frozen=True)
+class Release:
+    """One consistent set of archive tables and surveys (see the module docstring)."""
+
+    name: str
+    description: str
+    tables: dict[str, Table] = field(default_factory=dict)
+    surveys: dict[str, Survey] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for t in self.tables.values():
+            if t.role not in ROLES:
+                raise ValueError(f"registry {self.name}: table {t.name!r} has role {t.role!r}; expected {ROLES}")
+            if t.survey not in self.surveys:
+                raise ValueError(f"registry {self.name}: table {t.name!r} feeds unknown survey {t.survey!r}")
+            for up, _ in t.upstream:
+                if up not in self.tables:
+                    raise ValueError(f"registry {self.name}: table {t.name!r} needs unknown table {up!r}")
+        for s in self.surveys.values():
+            if s.kind not in KINDS:
+                raise ValueError(f"registry {self.name}: survey {s.name!r} has kind {s.kind!r}; expected {KINDS}")
+            if self.tables.get(s.table) is None or self.tables[s.table].role != "survey":
+                raise ValueError(f"registry {self.name}: survey {s.name!r} reads {s.table!r}, not a survey table")
+
+    def spectroscopic(self) -> tuple[str, ...]:
+        return tuple(s for s, v in self.surveys.items() if v.kind == "spectroscopic")
+
+    def photometric(self) -> tuple[str, ...]:
+        return tuple(s for s, v in self.surveys.items() if v.kind == "photometric")
+
+    def links(self) -> dict[str, str]:
+        """Survey -> the link (best-neighbour) table that matches Gaia sources to it."""
+        return {v.survey: t for t, v in self.tables.items() if v.role == "link"}
+
+    def survey_tables(self) -> dict[str, str]:
+        """Survey -> the archive table cleaned into it, in survey order."""
+        return {s: v.table for s, v in self.surveys.items()}
+
+    def table1_surveys(self) -> tuple[str, ...]:
+        """The spectroscopic surveys in the row order of the paper's Table 1."""
+        return tuple(sorted(self.spectroscopic(), key=lambda s: self.surveys[s].table1_row))
+
+    def query_order(self) -> tuple[str, ...]:
+        """The tables in an order where each comes after the tables its remote queries need."""
+        done: list[str] = []
+        while len(done) < len(self.tables):
+            ready = [t for t, v in self.tables.items() if t not in done and set(v.upstream_tables) <= set(done)]
+            if not ready:
+                raise ValueError(f"registry {self.name}: the upstream tables form a cycle")
+            done += ready
+        return tuple(done)
+
+
+_SPECTRO_POSITIONS = (("lamost_dr5_ddpayne", "ra"), ("apogee_dr16_allstar", "RA"), ("galah_dr2", "ra"))
+
+GAIA_DR2 = Release(
+    "gaia_dr2",
+    "Green et al. (2021): Gaia DR2 with its PS1 and 2MASS best neighbours, unWISE, LAMOST DR5, APOGEE DR16, "
+    "GALAH DR2",
+    tables={
+        t.name: t
+        for t in (
+            Table("gaia_source", "Gaia DR2", "gaia", "gaiadr2.gaia_source", "survey", "gaia", _SPECTRO_POSITIONS),
+            Table(
+                "panstarrs1_best_neighbour", "Gaia DR2", "gaia", "gaiadr2.panstarrs1_best_neighbour", "link", "ps1",
+                (("gaia_source", "source_id"),),
+            ),
+            Table(
+                "tmass_best_neighbour", "Gaia DR2", "gaia", "gaiadr2.tmass_best_neighbour", "link", "tmass",
+                (("gaia_source", "source_id"),),
+            ),
+            Table(
+                "ps1_mean_object", "Pan-STARRS1 DR2", "mast_ps1", "dbo.MeanObjectView", "survey", "ps1",
+                (("panstarrs1_best_neighbour", "original_ext_source_id"),),
+            ),
+            Table(
+                "tmass_psc", "2MASS PSC", "irsa", "fp_psc", "survey", "tmass",
+                (("tmass_best_neighbour", "original_ext_source_id"),),
+            ),
+            Table("unwise", "unWISE", "datalab", "unwise_dr1.object", "survey", "unwise", (("gaia_source", "ra"),)),
+            Table("lamost_dr5_ddpayne", "LAMOST DR5 DD-Payne", "vizier", '"J/ApJS/245/34/catalog"', "survey", "lamost"),
+            Table("apogee_dr16_allstar", "APOGEE DR16", "sdss", "allStar-r12-l33.fits", "survey", "apogee"),
+            Table("galah_dr2", "GALAH DR2", "vizier", '"J/MNRAS/478/4513/galah"', "survey", "galah"),
+        )
+    },
+    surveys={
+        s.name: s
+        for s in (
+            Survey("gaia", "photometric", "gaia_source", "Gaia DR2"),
+            Survey("ps1", "photometric", "ps1_mean_object", "Pan-STARRS1"),
+            Survey("tmass", "photometric", "tmass_psc", "2MASS"),
+            Survey("unwise", "photometric", "unwise", "unWISE"),
+            Survey("lamost", "spectroscopic", "lamost_dr5_ddpayne", "LAMOST DR5 DD-Payne", 2586577, 0),
+            Survey("apogee", "spectroscopic", "apogee_dr16_allstar", "APOGEE DR16", 179373, 2),
+            Survey("galah", "spectroscopic", "galah_dr2", "GALAH DR2", 122411, 1),
+        )
+    },
+)  # fmt: skip
+
+RELEASES: dict[str, Release] = {r.name: r for r in (GAIA_DR2,)}
+DEFAULT_RELEASE = "gaia_dr2"
+
+
+def release(name: str = DEFAULT_RELEASE) -> Release:
+    """The :class:`Release` called ``name``, raising ``KeyError`` naming the known ones."""
+    try:
+        return RELEASES[name]
+    except KeyError:
+        raise KeyError(f"unknown data release {name!r}; known: {', '.join(RELEASES)}") from None
+
+
+_DEFAULT = release()
+#: Archive tables of the default release, by name, in the simulated sky's writing order.
+TABLES: dict[str, Table] = _DEFAULT.tables
+#: Surveys of the default release, by name: photometric, then spectroscopic.
+SURVEYS: dict[str, Survey] = _DEFAULT.surveys
+SPECTROSCOPIC: tuple[str, ...] = _DEFAULT.spectroscopic()
+PHOTOMETRIC: tuple[str, ...] = _DEFAULT.photometric()
+SURVEY_TABLES: dict[str, str] = _DEFAULT.survey_tables()
+#: Survey -> its best-neighbour table (Gaia DR2 ``panstarrs1_best_neighbour``, ``tmass_best_neighbour``).
+LINKS: dict[str, str] = _DEFAULT.links()
+
+
+# Green et al. (2021) Table 1: the catalog's stars, those with parallax S/N > 5 and those with each band
+# (the spectroscopic surveys' counts are their Survey.paper_n).
+PAPER_TABLE1_N = 2888361
+PAPER_TABLE1_PARALLAX = 2442856
+PAPER_TABLE1_BANDS = {
+    "gaia_g": 2888361,
+    "gaia_bp": 2884921,
+    "gaia_rp": 2885425,
+    "ps1_g": 2360242,
+    "ps1_r": 2032495,
+    "ps1_i": 1853962,
+    "ps1_z": 2121541,
+    "ps1_y": 2428790,
+    "tmass_j": 2742702,
+    "tmass_h": 2687149,
+    "tmass_ks": 2576599,
+    "unwise_w1": 839532,
+    "unwise_w2": 1857203,
+}
+
+
+def paper_table1(rel: Release | None = None) -> dict[str, int]:
+    """The paper's Table 1 counts by row name: spectroscopic surveys, ``parallax_snr_gt_5``, then the bands."""
+    rel = rel or _DEFAULT
+    surveys = {s: rel.surveys[s].paper_n for s in rel.table1_surveys()}
+    return {**surveys, "parallax_snr_gt_5": PAPER_TABLE1_PARALLAX, **PAPER_TABLE1_BANDS}
+
+
+def survey_of_table(table: str) -> str:
+    """The survey archive table ``table`` feeds."""
+    try:
+        return TABLES[table].survey
+    except KeyError:
+        raise KeyError(f"unknown archive table {table!r}; known: {', '.join(TABLES)}") from None
