@@ -17,7 +17,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "config.yaml"
 SKY_TARGETS = ("resources/simulated/manifest.json", "resources/simulated/dustmaps/bayestar/bayestar2019.h5")
-CATALOG_TARGETS = ("results/catalog/table1.csv", "results/catalog/validation.json", "results/catalog/offsets.json")
+CATALOG_TARGETS = ("results/catalog/table1.csv", "results/catalog/check.json", "results/catalog/offsets.json")
 
 
 def config(n_stars: int) -> dict:

@@ -80,7 +80,7 @@ def small_maps(small_sky):
     return {"sfd_dir": sfd_dir, "bayestar": bayestar}
 
 
-CATALOG_TARGETS = ("results/catalog/table1.csv", "results/catalog/validation.json", "results/catalog/offsets.json")
+CATALOG_TARGETS = ("results/catalog/table1.csv", "results/catalog/check.json", "results/catalog/offsets.json")
 
 
 def run_workflow(workdir: Path, cfg: dict, targets, sky: Path | None = None, timeout: int = 900) -> Path:

@@ -58,7 +58,7 @@ def catalog_copy(small_catalog, tmp_path):
 def test_built_catalog_is_valid_and_partitioned(small_catalog):
     path = small_catalog["out"] / "stars"
     order = small_catalog["options"]["healpix_order"]
-    assert schema.validate_catalog(path, order) == []
+    assert schema.check_catalog(path, order) == []
     cat = build.read_catalog(path)
     name = schema.partition_column(order)
     pixel = int(cat[name].value_counts().index[0])
@@ -105,7 +105,7 @@ def _rewrite(path, edit):
 )
 def test_validator_names_column_problem_and_rows(catalog_copy, edit, column, problem):
     _rewrite(catalog_copy, edit)
-    problems = schema.validate_catalog(catalog_copy)
+    problems = schema.check_catalog(catalog_copy)
     hit = [p for p in problems if p["column"] == column and problem in p["problem"]]
     assert hit, problems
     if "n_rows" in hit[0]:
@@ -115,9 +115,9 @@ def test_validator_names_column_problem_and_rows(catalog_copy, edit, column, pro
 
 def test_validator_pinpoints_rows_and_partition_pixels(catalog_copy):
     df = _rewrite(catalog_copy, lambda d: d.assign(teff=np.where(np.arange(len(d)) == 5, np.nan, d["teff"])))
-    p = [x for x in schema.validate_catalog(catalog_copy) if x["column"] == "teff"][0]
+    p = [x for x in schema.check_catalog(catalog_copy) if x["column"] == "teff"][0]
     assert p["first_rows"] == [5] and p["first_source_ids"] == [int(df["source_id"].iloc[5])]
-    problems = schema.validate_catalog(catalog_copy, order=2)
+    problems = schema.check_catalog(catalog_copy, order=2)
     assert any(x["column"] == "healpix_2" and "missing partition column" in x["problem"] for x in problems)
 
 

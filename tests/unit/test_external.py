@@ -17,7 +17,7 @@ import pytest
 from ddstars.bands import BAND_NAMES, BANDS
 from ddstars.catalog import build, schema
 from ddstars.catalog.external import import_catalog
-from ddstars.catalog.stages import run_validate
+from ddstars.catalog.stages import run_check
 from ddstars.errors import DataError
 
 REQUIRED = [c.name for c in schema.columns() if c.tier == "required"]
@@ -74,7 +74,7 @@ def test_minimal_catalog_imports_to_the_built_one(built, small_catalog, tmp_path
     assert report["partitioning"]["partitions"] == 1 and "ra/dec not given" in report["partitioning"]["why_not"]
     assert not any(p.name.startswith("healpix_") for p in (tmp_path / "stars").iterdir())
     # the imported catalog is valid in the full schema and trains (read_stars reads it)
-    assert schema.validate_catalog(tmp_path / "stars") == []
+    assert schema.check_catalog(tmp_path / "stars") == []
     from ddstars.model.data import read_stars
 
     assert len(read_stars(tmp_path / "stars", split="test")) == int((built["split"] == "test").sum())
@@ -88,7 +88,7 @@ def test_positions_give_galactic_coordinates_and_healpix_partitions(built, small
     np.testing.assert_allclose(got["b"], built["b"], atol=1e-7)
     order = small_catalog["options"]["healpix_order"]
     assert report["partitioning"]["partition_column"] == f"healpix_{order}"
-    assert schema.validate_catalog(tmp_path / "stars", order) == []
+    assert schema.check_catalog(tmp_path / "stars", order) == []
     assert (got["survey"] == built["survey"]).all()
 
 
@@ -126,8 +126,8 @@ def test_problems_name_the_file_column_and_rows(built, small_catalog, tmp_path):
     assert not (tmp_path / "stars").exists()
     # the validator's report lists what the run cannot produce without the optional columns
     with pytest.raises(DataError):
-        run_validate(src, tmp_path / "validation.json", None, external=True)
-    doc = json.loads((tmp_path / "validation.json").read_text())
+        run_check(src, tmp_path / "check.json", None, external=True)
+    doc = json.loads((tmp_path / "check.json").read_text())
     assert doc["valid"] is False and doc["missing_required"] == ["sigma_ebv_prior"]
     assert "survey" not in doc["cannot_produce"] and "ra" in doc["cannot_produce"]
     assert "split" in doc["derived_on_import"]

@@ -211,7 +211,7 @@ UPSTREAM_OF_TRAINING += (
     "match_photometry",
     "reddening_prior",
     "build_catalog",
-    "validate_catalog",
+    "check_catalog",
 )
 
 

@@ -52,7 +52,7 @@ def test_dry_run_default_config():
         "zero_point_offsets",
         "build_catalog",
         "table1",
-        "validate_catalog",
+        "check_catalog",
     ):
         assert rule in r.stdout + r.stderr
 
@@ -121,7 +121,7 @@ def test_tiny_end_to_end_run_then_nothing_to_do(tiny_run):
     assert r.returncode == 0
     assert "Nothing to be done" in r.stdout + r.stderr
     cat = tmp_path / "results/catalog"
-    assert json.loads((cat / "validation.json").read_text())["valid"] is True
+    assert json.loads((cat / "check.json").read_text())["valid"] is True
     parts = [p.name for p in (cat / "stars").iterdir() if not p.name.startswith(".")]  # .snakemake_timestamp
     assert parts and all(p.startswith("healpix_2=") for p in parts)
     table1 = (cat / "table1.csv").read_text()
@@ -282,12 +282,12 @@ def test_bring_your_own_catalog(tiny_run, tmp_path):
     r = snakemake("-n", "--cores", "1", workdir=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     # no archive or catalog-building stage, and no truth to compare with
-    assert jobs(r.stdout) == {"validate_catalog", "import_catalog", "table1", "train_model", "all"} | VALIDATION | {
+    assert jobs(r.stdout) == {"check_catalog", "import_catalog", "table1", "train_model", "all"} | VALIDATION | {
         f"figure_{n}" for n in FIGURES
     }
     r = snakemake("--cores", "2", workdir=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    validation = json.loads((tmp_path / "results/catalog/validation.json").read_text())
+    validation = json.loads((tmp_path / "results/catalog/check.json").read_text())
     assert validation["valid"] is True and validation["missing_required"] == []
     assert "survey" in validation["cannot_produce"] and "split" in validation["derived_on_import"]
     imported = json.loads((tmp_path / "results/catalog/import.json").read_text())
@@ -312,7 +312,7 @@ def test_bring_your_own_catalog(tiny_run, tmp_path):
     r = snakemake("--cores", "1", workdir=tmp_path)
     assert r.returncode != 0
     assert not (tmp_path / "results/model/summary.json").exists()  # training waits for a valid catalog
-    log = (tmp_path / "results/logs/catalog/validate_catalog.log").read_text()
+    log = (tmp_path / "results/logs/catalog/check_catalog.log").read_text()
     assert "column 'sigma_ebv_prior': missing column (required)" in log
     assert "column 'teff': null or NaN where a value is required (1 rows, first [2]" in log
 

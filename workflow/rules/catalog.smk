@@ -169,7 +169,7 @@ else:
     rule import_catalog:
         input:
             catalog=external_catalog(),
-            validation=f"{CAT}/validation.json",  # a catalog that fails its schema is not imported
+            validation=f"{CAT}/check.json",  # a catalog that fails its schema is not imported
             schema=CATALOG_SCHEMA,
             code=code_inputs("../scripts/catalog_import.py"),
         output:
@@ -196,7 +196,7 @@ else:
 rule table1:
     input:
         catalog=catalog_dataset(),
-        validated=f"{CAT}/validation.json",
+        checked=f"{CAT}/check.json",
         code=code_inputs("../scripts/catalog_table1.py"),
     output:
         csv=report(f"{CAT}/table1.csv", caption="../report/table1.rst", category="Table 1"),
@@ -211,21 +211,21 @@ rule table1:
         "../scripts/catalog_table1.py"
 
 
-rule validate_catalog:
+rule check_catalog:
     input:
         catalog=external_catalog() or catalog_dataset(),  # the user's file as given, before its import
         schema=CATALOG_SCHEMA,
-        code=code_inputs("../scripts/catalog_validate.py"),
+        code=code_inputs("../scripts/catalog_check.py"),
     output:
-        f"{CAT}/validation.json",
+        f"{CAT}/check.json",
     params:
         order=None if external_catalog() else config["catalog"]["healpix_order"],
         external=bool(external_catalog()),
     log:
-        "results/logs/catalog/validate_catalog.log",
+        "results/logs/catalog/check_catalog.log",
     benchmark:
-        "results/benchmarks/catalog/validate_catalog.tsv"
+        "results/benchmarks/catalog/check_catalog.tsv"
     conda:
         "../../envs/catalog.yaml"
     script:
-        "../scripts/catalog_validate.py"
+        "../scripts/catalog_check.py"

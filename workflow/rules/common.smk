@@ -165,7 +165,7 @@ def default_targets():
     targets = [
         f"{CAT}/table1.csv",
         f"{CAT}/table1.md",
-        f"{CAT}/validation.json",
+        f"{CAT}/check.json",
         f"{MODEL}/summary.json",
         "results/validation/summary.json",
         "results/validation/report.md",

@@ -4,7 +4,7 @@
 rule train_model:
     input:
         catalog=catalog_dataset(),
-        validated=f"{CAT}/validation.json",  # an invalid catalog stops the run before training
+        checked=f"{CAT}/check.json",  # an invalid catalog stops the run before training
         code=code_inputs("../scripts/train_model.py"),
     output:
         model=f"{MODEL}/model.keras",

@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING
 
 import _bootstrap  # noqa: F401  (puts src/ on sys.path)
 
-from ddstars.catalog.stages import run_import
+from ddstars.catalog.external import run_import
 from ddstars.logs import log_to_file
 
 if TYPE_CHECKING:

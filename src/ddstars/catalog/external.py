@@ -30,6 +30,7 @@ import pandas as pd
 
 from ..config import with_defaults
 from ..errors import DataError
+from ..io import write_json
 from . import build, schema
 
 log = logging.getLogger(__name__)
@@ -140,4 +141,11 @@ def import_catalog(
         ", ".join(filled) or "nothing",
         split_source,
     )
+    return report
+
+
+def run_import(catalog: PathLike, out_dir: PathLike, out_report: PathLike, options: Mapping[str, Any]) -> dict:
+    """Rule import_catalog: the user's catalog in the full schema under ``out_dir``, and the import report."""
+    report = import_catalog(catalog, out_dir, options)
+    write_json(report, out_report)
     return report

@@ -267,7 +267,7 @@ def capabilities(names: list[str] | set[str]) -> dict[str, Any]:
     }
 
 
-def validate_catalog(path: str | Path, order: int | None = None, external: bool = False) -> list[dict[str, Any]]:
+def check_catalog(path: str | Path, order: int | None = None, external: bool = False) -> list[dict[str, Any]]:
     """Validate the catalog at ``path``; also checks the HEALPix partition column if ``order`` is given.
     ``external``: a catalog brought by the user (see :func:`validate_table`)."""
     dataset = open_catalog(path)
@@ -341,9 +341,9 @@ def markdown() -> str:
         "",
         "A catalog of your own can replace the archive and catalog stages: set `catalog.external` in",
         "`config/config.yaml` to its path (one Parquet file or a folder of them). It needs only the columns of",
-        "tier **required** below. Rule `validate_catalog` checks the file and reports every problem with its column",
+        "tier **required** below. Rule `check_catalog` checks the file and reports every problem with its column",
         "and rows (also `python -m ddstars.catalog.schema --external PATH`), and lists what the import derives and",
-        "what the run cannot produce without the optional columns it lacks (`results/catalog/validation.json`).",
+        "what the run cannot produce without the optional columns it lacks (`results/catalog/check.json`).",
         "Rule `import_catalog` then writes `results/catalog/stars/` in the full schema:",
         "",
         "- **derived** columns the file lacks are computed as the table says; present ones must agree with that rule;",
@@ -404,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.path is None:
         sys.stdout.write(markdown())
         return 0
-    problems = validate_catalog(args.path, external=args.external)
+    problems = check_catalog(args.path, external=args.external)
     if args.external:
         import json
 

@@ -168,13 +168,13 @@ def run_table1(catalog: PathLike, out_csv: PathLike, out_md: PathLike) -> pd.Dat
     return t1
 
 
-def run_validate(catalog: PathLike, out: PathLike, order: int | None, external: bool = False) -> list:
-    """Rule validate_catalog: check a catalog against the schema; write the report, fail on problems.
+def run_check(catalog: PathLike, out: PathLike, order: int | None, external: bool = False) -> list:
+    """Rule check_catalog: check a catalog against the schema; write the report, fail on problems.
 
     ``external``: the user's own catalog, as given: only the required columns must be there, and the report
     lists what the import will derive and what the run cannot produce without the optional columns it lacks.
     """
-    problems = schema.validate_catalog(catalog, order, external)
+    problems = schema.check_catalog(catalog, order, external)
     doc: dict[str, Any] = {"catalog": str(catalog), "valid": not problems, "problems": problems}
     if external:
         doc.update(schema.capabilities(schema.open_catalog(catalog).schema.names))
@@ -187,12 +187,3 @@ def run_validate(catalog: PathLike, out: PathLike, order: int | None, external: 
         raise DataError(message)
     log.info("catalog %s is valid", catalog)
     return problems
-
-
-def run_import(catalog: PathLike, out_dir: PathLike, out_report: PathLike, options: Mapping[str, Any]) -> dict:
-    """Rule import_catalog: the user's catalog in the full schema under ``out_dir``, and the import report."""
-    from .external import import_catalog
-
-    report = import_catalog(catalog, out_dir, options)
-    write_json(report, out_report)
-    return report
