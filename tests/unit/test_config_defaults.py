@@ -108,3 +108,26 @@ def test_no_module_keeps_its_own_copy_of_a_default():
                 if any("DEFAULT" in n for n in names) and len(literal_keys & keys) >= 2:
                     problems.append(f"{rel}:{node.lineno}: {names[0]} repeats config defaults")
     assert not problems, "\n".join(problems)
+
+
+def test_archive_query_overrides_have_one_source_of_built_in_values():
+    """remote.tables.<table> holds overrides only: the schema gives no default for any key (the built-in query is
+    ddstars.remote.services.SPECS, the one copy), and a config overriding one key keeps the others built in, also
+    after the workflow's validation filled the config's defaults."""
+    from ddstars.remote.services import SPECS, spec_for
+
+    tables = _schema_node(("remote", "tables"))["properties"]
+    assert set(tables) == set(SPECS)
+    with_default = [f"{t}.{k}" for t, node in tables.items() for k, v in node["properties"].items() if "default" in v]
+    assert with_default == []
+    cfg = copy.deepcopy(SHIPPED)
+    cfg.setdefault("remote", {})["tables"] = {"galah_dr2": {"n_chunks": 12}}
+    validate(cfg, str(SCHEMA), set_default=True)
+    assert cfg["remote"]["tables"] == {"galah_dr2": {"n_chunks": 12}}
+    spec = spec_for("galah_dr2", cfg)
+    assert spec.n_chunks == 12
+    assert (spec.service, spec.remote_table, spec.mode) == (
+        SPECS["galah_dr2"].service,
+        SPECS["galah_dr2"].remote_table,
+        SPECS["galah_dr2"].mode,
+    )
