@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import registry
+from .config import get as config_value
 from .errors import ConfigError, DataError, SchemaError
 
 if TYPE_CHECKING:
@@ -217,7 +218,7 @@ class Backend:
 
 def backend_from_config(config: Mapping[str, Any]):
     """The backend named by ``config["backend"]``."""
-    name = config.get("backend", "simulated")
+    name = config_value(config, "backend")
     if name == "simulated":
         return Backend(name, Path(config.get("simulated_root", "resources/simulated")) / "archives")
     if name == "remote":

@@ -65,3 +65,13 @@ def with_defaults(config: Mapping[str, Any] | None, section: str | None = None) 
 def defaults(section: str | None = None) -> dict[str, Any]:
     """The schema defaults of config section ``section`` (dotted, e.g. ``"remote"``; None: the whole config)."""
     return with_defaults({}, section)
+
+
+def get(config: Mapping[str, Any], key: str) -> Any:
+    """Config value ``key`` (dotted, e.g. ``"backend"``), or its schema default where the config lacks it."""
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return copy.deepcopy(_node(key).get("default"))
+        node = node[part]
+    return node

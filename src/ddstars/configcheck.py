@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .config import get as config_value
 from .errors import ConfigError
 
 RANGE_REF = "#/definitions/range"
@@ -222,7 +223,7 @@ def path_problems(config: Mapping[str, Any], sim_root: str = "resources/simulate
     """
     problems = []
     dustmaps = config.get("dustmaps") if isinstance(config.get("dustmaps"), Mapping) else {}
-    if config.get("backend", "simulated") == "simulated":
+    if config_value(config, "backend") == "simulated":
         made = {f"{sim_root}/dustmaps/sfd", f"{sim_root}/dustmaps/bayestar/bayestar2019.h5"}
         for key in ("sfd_dir", "bayestar_file"):
             path = str(dustmaps.get(key) or "").rstrip("/")

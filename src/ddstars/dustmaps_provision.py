@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ddstars.config import get as config_value
 from ddstars.dustmaps_io import (
     BAYESTAR_DATASETS,
     CONFIG_ENV,
@@ -459,7 +460,7 @@ def rule_inputs(config: dict) -> dict[str, Any]:
     does not stop Snakemake while it builds the DAG but reaches rule provision_dustmaps, which says how
     to provision it.
     """
-    simulated = config.get("backend", "simulated") == "simulated"
+    simulated = config_value(config, "backend") == "simulated"
     dm = config["dustmaps"]
     sfd = [f"{dm['sfd_dir']}/{name}" for name in SFD_FILES]
     return {

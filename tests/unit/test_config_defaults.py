@@ -131,3 +131,10 @@ def test_archive_query_overrides_have_one_source_of_built_in_values():
         SPECS["galah_dr2"].remote_table,
         SPECS["galah_dr2"].mode,
     )
+
+
+def test_get_reads_a_value_or_its_schema_default():
+    assert dconfig.get({"backend": "remote"}, "backend") == "remote"
+    assert dconfig.get({}, "backend") == _schema_node(("backend",))["default"] == SHIPPED["backend"]
+    assert dconfig.get({"train": {"seed": 3}}, "train.seed") == 3
+    assert dconfig.get({"train": {}}, "train.seed") == SHIPPED["train"]["seed"]
