@@ -19,8 +19,8 @@ Inputs (built once, not timed; under --workdir, else a temporary folder that is 
   reddening_refit and the summary then include their truth panels and statistics, as in the default run.
 
 Each step then runs in a fresh subprocess, as the workflow's rules run in separate jobs, and reports its
-own peak resident memory (RUSAGE_SELF): ``stage.run_evaluate`` (the test split), ``stage.run_summary``,
-and ``stage.run_figure`` for every name in ``figures.FIGURES``. "call s" is the stage call itself
+own peak resident memory (RUSAGE_SELF): ``stage.run_evaluate`` (the test split), ``summary.run_summary``,
+and ``figures.run_figure`` for every name in ``figures.FIGURES``. "call s" is the stage call itself
 (reading inputs, loading the model, computing, writing); "process s" adds interpreter start and imports.
 Usage: python benchmarks/bench_validation.py [--n N] [--workdir DIR] [--no-truth] [--only STEP ...]
 """
@@ -240,14 +240,14 @@ def step_evaluate(work: str, catalog: str, model: str) -> dict:
 
 
 def step_summary(work: str, catalog: str, model: str, truth: str | None) -> dict:
-    from ddstars.validation import stage
+    from ddstars.validation import summary
 
     cfg = _config()
     v = cfg["validation"]
     out = {"summary": Path(work) / "validation" / "summary.json", "provenance": Path(work) / "validation" / "prov.json"}
     base = _peak_mb()
     t0 = time.perf_counter()
-    doc = stage.run_summary(
+    doc = summary.run_summary(
         Path(work) / "validation" / "test_stars.parquet",
         model,
         catalog,
@@ -266,8 +266,8 @@ def step_summary(work: str, catalog: str, model: str, truth: str | None) -> dict
 
 
 def step_figure(name: str, work: str, catalog: str, model: str, truth: str | None) -> dict:
+    from ddstars import figures
     from ddstars.figures import FIGURES
-    from ddstars.validation import stage
 
     cfg = _config()
     v = cfg["validation"]
@@ -286,7 +286,7 @@ def step_figure(name: str, work: str, catalog: str, model: str, truth: str | Non
     out = {"pdf": fig / f"{name}.pdf", "png": fig / f"{name}.png", "caption": fig / f"{name}.txt"}
     base = _peak_mb()
     t0 = time.perf_counter()
-    stage.run_figure(name, inputs, out, v["figures"].get(name, {}), v["dpi"], None)
+    figures.run_figure(name, inputs, out, v["figures"].get(name, {}), v["dpi"], None)
     return {"call_s": time.perf_counter() - t0, "base_mb": base, "peak_mb": _peak_mb()}
 
 

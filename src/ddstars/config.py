@@ -28,11 +28,15 @@ def schema() -> dict[str, Any]:
     return yaml.load(SCHEMA_PATH.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
-def _resolve(node: Mapping[str, Any]) -> Mapping[str, Any]:
+def resolve(node: Any, root: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    """A schema node with its ``$ref`` to ``#/definitions/<name>`` of ``root`` (default: the config schema)
+    followed, the node's own keys over the definition's; {} for what is not a mapping."""
+    if not isinstance(node, Mapping):
+        return {}
     ref = node.get("$ref")
     if ref is None:
         return node
-    target = schema()["definitions"][ref.rsplit("/", 1)[-1]]
+    target = resolve((root if root is not None else schema())["definitions"][str(ref).rsplit("/", 1)[-1]], root)
     return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
 
 
@@ -40,26 +44,28 @@ def _node(section: str | None) -> Mapping[str, Any]:
     node: Mapping[str, Any] = schema()
     for key in section.split(".") if section else []:
         try:
-            node = _resolve(node["properties"][key])
+            node = resolve(node["properties"][key])
         except KeyError:
             raise KeyError(f"config key {section!r} is not in {SCHEMA_PATH.name}") from None
     return node
 
 
-def _fill(instance: dict[str, Any], node: Mapping[str, Any]) -> dict[str, Any]:
+def fill(instance: dict[str, Any], node: Mapping[str, Any], root: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Fill ``instance`` in place with the defaults of schema ``node`` (JSON Schema default-filling; ``$ref`` into
+    ``root``, default: the config schema); values of the wrong type are left as they are."""
     for key, sub in (node.get("properties") or {}).items():
-        sub = _resolve(sub)
+        sub = resolve(sub, root)
         if key not in instance and "default" in sub:
             instance[key] = copy.deepcopy(sub["default"])
         if isinstance(instance.get(key), dict):
-            _fill(instance[key], sub)
+            fill(instance[key], sub, root)
     return instance
 
 
 def with_defaults(config: Mapping[str, Any] | None, section: str | None = None) -> dict[str, Any]:
     """A copy of ``config`` (the whole config, or config section ``section`` such as ``"train"`` or
     ``"catalog.reddening"``) with every absent key that has a schema default filled in."""
-    return _fill(copy.deepcopy(dict(config or {})), _node(section))
+    return fill(copy.deepcopy(dict(config or {})), _node(section))
 
 
 def defaults(section: str | None = None) -> dict[str, Any]:

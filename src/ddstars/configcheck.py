@@ -13,6 +13,7 @@ lines); :func:`check_config` runs first and reports, as one list, every problem 
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 import reprlib
@@ -20,6 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .config import fill, resolve
 from .config import get as config_value
 from .errors import ConfigError
 
@@ -107,15 +109,9 @@ def schema_problems(config: Mapping[str, Any], schema: Mapping[str, Any]) -> lis
     return sorted({m for e in validator.iter_errors(dict(config)) for m in _schema_messages(e)})
 
 
-def _resolve(node: Any, root: Mapping[str, Any]) -> Mapping[str, Any]:
-    while isinstance(node, Mapping) and str(node.get("$ref", "")).startswith("#/definitions/"):
-        node = root["definitions"][node["$ref"].rsplit("/", 1)[-1]]
-    return node if isinstance(node, Mapping) else {}
-
-
 def _child(node: Mapping[str, Any], key: Any, root: Mapping[str, Any]) -> Any:
     """The schema of ``key`` inside the object or array schema ``node`` (unresolved: its ``$ref`` is kept)."""
-    node = _resolve(node, root)
+    node = resolve(node, root)
     if isinstance(key, int):
         return node.get("items", {})
     if key in node.get("properties", {}):
@@ -164,7 +160,7 @@ def cross_field_problems(config: Mapping[str, Any], schema: Mapping[str, Any]) -
 
     colours = validation.get("colours")
     if isinstance(colours, list) and all(isinstance(c, list) and all(isinstance(b, str) for b in c) for c in colours):
-        from .validation.evaluate import parse_colours
+        from .validation.colours import parse_colours
 
         try:
             parse_colours(colours)
@@ -262,15 +258,10 @@ def check_config(config: Mapping[str, Any], schema_path: str | Path, sim_root: s
     import yaml
 
     schema = yaml.safe_load(Path(schema_path).read_text())
-    problems = schema_problems(config, schema) + cross_field_problems(config, schema)
+    # the cross-field checks see the config as the run will (absent keys at their defaults), so that a value
+    # given alone is checked against the default of its partner
+    filled = fill(copy.deepcopy(dict(config)), schema, schema) if isinstance(config, Mapping) else config
+    problems = schema_problems(config, schema) + cross_field_problems(filled, schema)
     problems += path_problems(config, sim_root)
     if problems:
         raise ConfigError("the config has " + f"{len(problems)} problem(s):\n  " + "\n  ".join(problems))
-
-
-def check_paths(config: Mapping[str, Any], sim_root: str = "resources/simulated") -> None:
-    """Raise :class:`ConfigError` naming each config path that does not exist and that no rule makes
-    (:func:`path_problems`); :func:`check_config` reports these with the other problems."""
-    problems = path_problems(config, sim_root)
-    if problems:
-        raise ConfigError("the config names missing files:\n  " + "\n  ".join(problems))

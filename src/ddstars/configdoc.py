@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from .config import resolve
+
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 README = ROOT / "config" / "README.md"
@@ -28,21 +30,12 @@ generated from the schema (`python -m ddstars.configdoc`); edit the schema, not 
 """
 
 
-def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
-    if "$ref" in node:
-        ref = defs[node["$ref"].split("/")[-1]]
-        merged = {**ref, **{k: v for k, v in node.items() if k != "$ref"}}
-        return merged
-    return node
-
-
 def iter_keys(schema: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """(dotted key, resolved schema node) for every property, depth first."""
-    defs = schema.get("definitions", {})
 
     def walk(node: dict[str, Any], prefix: str) -> Iterator[tuple[str, dict[str, Any]]]:
         for name, sub in node.get("properties", {}).items():
-            full = _resolve(sub, defs)
+            full = dict(resolve(sub, schema))
             key = f"{prefix}.{name}" if prefix else name
             yield key, full
             yield from walk(full, key)

@@ -41,7 +41,8 @@ from tapserver import collect_sockets  # noqa: F401  (autouse: sockets collected
 from ddstars import archives, registry
 from ddstars.remote import fetch, services
 from ddstars.remote.client import TapClient
-from ddstars.remote.stage import chunk_dir, run_assemble, run_chunk, run_plan
+from ddstars.remote.services import chunk_dir
+from ddstars.remote.stage import run_assemble, run_chunk, run_plan
 
 TAP_SERVICES = ("gaia", "vizier", "mast_ps1", "irsa", "datalab")
 ORDER = tuple(services.SPECS)  # listed in dependency order: spectra, Gaia around them, what hangs off Gaia

@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ddstars import figures
 from ddstars.bands import BAND_NAMES, BANDS
 from ddstars.catalog.build import read_catalog
 from ddstars.model import load_model
 from ddstars.validation import stage
+from ddstars.validation import summary as vsummary
 from ddstars.validation.evaluate import COLOURS, colour_name
 
 AB = np.array([b.ab_minus_vega if b.survey == "unwise" else 0.0 for b in BANDS])  # truth W1/W2 are Vega
@@ -26,7 +28,7 @@ def validated(trained_sky, tmp_path_factory):
     model_dir = trained_sky["model_out"]["model"].parent
     table = stage.run_evaluate(catalog, model_dir, out / "test_stars.parquet", None, trained_sky["cfg"]["train"])
     files = {"summary": out / "summary.json", "provenance": out / "provenance.json"}
-    summary = stage.run_summary(
+    summary = vsummary.run_summary(
         out / "test_stars.parquet", model_dir, catalog, files, truth_path=trained_sky["paths"]["truth"]
     )
     truth = pd.read_parquet(trained_sky["paths"]["truth"]).set_index("source_id")
@@ -178,7 +180,7 @@ def test_comparison_with_the_published_model(validated, trained_sky, tmp_path):
     other = stage.run_evaluate(catalog, compare, tmp_path / "cmp.parquet", None, trained_sky["cfg"]["train"])
     np.testing.assert_array_equal(other["source_id"], validated["table"]["source_id"])  # the same stars
     files = {"summary": tmp_path / "s.json", "provenance": tmp_path / "p.json"}
-    s = stage.run_summary(
+    s = vsummary.run_summary(
         validated["out"] / "test_stars.parquet",
         model_dir,
         catalog,
@@ -204,7 +206,7 @@ def test_comparison_with_the_published_model(validated, trained_sky, tmp_path):
     }
     for name, words in said.items():
         out = {k: tmp_path / f"{name}.{k}" for k in ("pdf", "png", "caption")}
-        cap = stage.run_figure(name, inputs, out, None, dpi=40, compare_label=c["label"])
+        cap = figures.run_figure(name, inputs, out, None, dpi=40, compare_label=c["label"])
         assert out["png"].read_bytes().startswith(b"\x89PNG") and out["pdf"].read_bytes().startswith(b"%PDF")
         assert words in cap, cap
     # the χ² figure quotes the summary's numbers, for this model and the comparison

@@ -28,7 +28,7 @@ def _leaves(d, prefix=()):
 def _schema_node(path):
     node = dconfig.schema()
     for key in path:
-        node = dconfig._resolve(node.get("properties", {}).get(key, {}))
+        node = dconfig.resolve(node.get("properties", {}).get(key, {}))
     return node
 
 

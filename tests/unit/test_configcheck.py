@@ -54,7 +54,12 @@ def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path):
 
 
 def test_missing_config_paths_are_named(tmp_path, monkeypatch):
-    from ddstars.configcheck import check_paths
+    from ddstars.configcheck import path_problems
+
+    def check_paths(cfg):
+        problems = path_problems(cfg)
+        if problems:
+            raise ConfigError("\n".join(["the config has problems:", *problems]))
 
     monkeypatch.chdir(tmp_path)
     cfg = copy.deepcopy(default_config())
@@ -271,3 +276,19 @@ def test_project_errors_are_value_errors():
 
     for cls in (ConfigError, SchemaError, DataError):
         assert issubclass(cls, ValueError) and issubclass(cls, DDStarsError)
+
+
+@pytest.mark.parametrize(
+    ("section", "given", "line"),
+    [
+        ("catalog", {"split": {"train": 0.8}}, "catalog.split: train + validation + test must be 1, got 1.1"),
+        ("catalog", {"mag_error_max": 0.01}, "catalog.mag_error_max: 0.01 is not above catalog.mag_error_floor (0.02)"),
+        ("train", {"n_rounds": 5}, "train.chi2_cut.rounds: 14 is more than the 4 rounds that apply the cut"),
+    ],
+)
+def test_a_value_given_alone_is_checked_against_the_defaults_of_its_partners(section, given, line):
+    """A config that writes one side of a cross-field constraint and leaves the other to its schema default is
+    checked as the run will see it (the defaults filled in), not let through."""
+    cfg = copy.deepcopy(default_config())
+    cfg[section] = given  # every other key of the section at its schema default
+    assert any(p.startswith(line) for p in _problems(cfg)), _problems(cfg)

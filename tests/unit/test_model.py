@@ -488,3 +488,12 @@ def test_public_evaluate_is_eq4_and_the_closed_form_update(weights):
         np.testing.assert_allclose(ev.c_full[k][np.ix_(idx, idx)], c_full[np.ix_(idx, idx)], rtol=1e-9, atol=1e-12)
     assert compared >= 3, compared
     np.testing.assert_array_equal(ev.n_obs, observed.sum(axis=1) - 1 + usable)
+
+
+def test_jacobians_follow_the_domain_policy():
+    """outside="nan": M, R and both derivatives are NaN at a θ outside the training domain, numbers inside."""
+    theta = _stars(n=2000, seed=3).theta
+    model = _untrained_model(theta)
+    far = np.array([np.median(theta, axis=0), [20000.0, 4.0, 0.0]])
+    for a in model.jacobians(far, outside="nan"):
+        assert np.isfinite(a[0]).all() and np.isnan(a[1]).all()

@@ -12,8 +12,8 @@ from ddstars.errors import ConfigError
 from ddstars.figures import registry
 from ddstars.model import StellarModel, likelihood, network, train
 from ddstars.model.data import Stars
+from ddstars.validation import colours, summary
 from ddstars.validation import evaluate as ev
-from ddstars.validation import summary
 
 
 @pytest.fixture(scope="module")
@@ -139,9 +139,9 @@ def test_chi2_and_colour_statistics():
 
 def test_bad_colours_and_figure_options_are_config_errors():
     with pytest.raises(ConfigError, match=r"validation.colours\[1\]: unknown band 'ps1_q'"):
-        ev.parse_colours([["ps1_g", "ps1_r"], ["ps1_q", "ps1_r"]])
+        colours.parse_colours([["ps1_g", "ps1_r"], ["ps1_q", "ps1_r"]])
     with pytest.raises(ConfigError, match=r"validation.colours\[0\]"):
-        ev.parse_colours([["ps1_g", "ps1_g"]])
+        colours.parse_colours([["ps1_g", "ps1_g"]])
     with pytest.raises(ConfigError, match=r"validation.figures.chi2: unknown option\(s\) colour"):
         figures.options("chi2", {"colour": "red"})
     assert figures.options("chi2", {"bins": 7})["bins"] == 7
@@ -172,7 +172,7 @@ def test_report_warns_when_most_test_stars_are_not_described(tmp_path, ge5, warn
     line at the top of the report, whatever the convergence verdict says."""
     import json
 
-    from ddstars.validation.stage import write_report
+    from ddstars.validation.report import write_report
 
     chi2 = {"definition": "the paper's", "n": 100, "mean_chi2_dof_lt5": 1.0, "mean_chi2_dof_lt10": 1.1}
     doc = {

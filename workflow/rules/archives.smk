@@ -8,15 +8,17 @@
 #
 # They run on the submitting node (localrules: compute nodes often have no network). Each fetch_chunk job holds
 # one unit of its service's resource remote_<service> (e.g. remote_gaia); Snakemake runs at most
-# remote.services.<service>.max_concurrent of them at once (override: --resources remote_gaia=4). The client
-# also enforces that limit per request, across processes, by lock files in the cache; how many jobs run at once
-# on that node in all is --cores (or local-cores in the SLURM profile).
-from ddstars.remote.services import chunk_dir, remote_config, request_params
+# remote.services.<service>.max_concurrent of them at once, so no job waits on a busy service while holding a
+# core. The client enforces the same limit per request, across processes, by lock files in the cache: to allow
+# more at once, raise max_concurrent (a larger --resources remote_<service> alone only starts jobs that wait).
+# How many jobs run at once on that node in all is --cores (or local-cores in the SLURM profile).
+from ddstars.remote.services import chunk_dir, remote_config, request_params, spec_for
 
 
 def service_resource(table):
-    """The Snakemake resource that counts the running queries of ``table``'s service: remote_<service>."""
-    return f"remote_{registry.TABLES[table].service}"
+    """The Snakemake resource that counts the running queries of ``table``'s service (remote_<service>), for the
+    service the table is queried from (remote.tables.<table>.service may move it)."""
+    return f"remote_{spec_for(table, config).service}"
 
 
 # One resource per service, limited to its max_concurrent unless --resources sets it.

@@ -1,5 +1,5 @@
 # Catalog stage: archive tables -> per-survey cleaning -> cross-match -> zero-point offsets, photometry,
-# reddening prior -> HEALPix-partitioned catalog (results/catalog/stars/) -> Table 1 and validation.
+# reddening prior -> HEALPix-partitioned catalog (results/catalog/stars/) -> Table 1 and its schema check.
 # The archive tables come from the configured backend (archive_table); rules do not know which.
 
 for _survey, _table in SURVEY_ARCHIVE.items():
@@ -169,7 +169,7 @@ else:
     rule import_catalog:
         input:
             catalog=external_catalog(),
-            validation=f"{CAT}/check.json",  # a catalog that fails its schema is not imported
+            checked=f"{CAT}/check.json",  # a catalog that fails its schema is not imported
             schema=CATALOG_SCHEMA,
             code=code_inputs("../scripts/catalog_import.py"),
         output:

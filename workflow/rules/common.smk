@@ -22,7 +22,6 @@ from ddstars import registry  # noqa: E402
 from ddstars.archives import table_path  # noqa: E402
 from ddstars.codedeps import module_closure, script_closure  # noqa: E402
 from ddstars.figures import FIGURES, options as figure_options  # noqa: E402
-from ddstars.remote.services import SPECS as REMOTE_SPECS  # noqa: E402
 
 SIM = "resources/simulated"
 SIM_TABLES = list(registry.TABLES)  # every archive table of the registry (ddstars.registry)

@@ -18,7 +18,7 @@ rule provision_dustmaps:
         bayestar_file=lambda wc: config["dustmaps"]["bayestar_file"],
         checksums=config["dustmaps"].get("checksums", {}),
         # The simulated maps are small: skip the size checks, keep structure and checksums.
-        require_full_size=config.get("backend", "simulated") != "simulated",
+        require_full_size=config["backend"] != "simulated",
     log:
         "results/logs/dustmaps/provision_dustmaps.log",
     benchmark:

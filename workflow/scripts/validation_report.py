@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 import _bootstrap  # noqa: F401  (puts src/ on sys.path)
 
 from ddstars.logs import log_to_file
-from ddstars.validation.stage import write_report
+from ddstars.validation.report import write_report
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

@@ -8,7 +8,7 @@ import _bootstrap  # noqa: F401  (puts src/ on sys.path)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from ddstars.logs import log_to_file  # noqa: E402
-from ddstars.validation.stage import run_summary  # noqa: E402
+from ddstars.validation.summary import run_summary  # noqa: E402
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 PARALLAX_MIN_SNR = defaults("catalog")["parallax_min_snr"]
+_SPLIT = defaults("catalog")["split"]
 TABLE1_PAPER = registry.paper_table1()  # Green et al. (2021) Table 1 by row name
 TABLE1_PAPER_N = registry.PAPER_TABLE1_N
 
@@ -44,7 +45,11 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-def split_of(star_id: np.ndarray, fractions: Sequence[float] = (0.7, 0.2, 0.1), seed: int = 7) -> np.ndarray:
+def split_of(
+    star_id: np.ndarray,
+    fractions: Sequence[float] = (_SPLIT["train"], _SPLIT["validation"], _SPLIT["test"]),
+    seed: int = _SPLIT["seed"],
+) -> np.ndarray:
     """'train' / 'validation' / 'test' per star, a pure function of (star id, seed): the same star lands
     in the same split on every run and whatever other stars are in the catalog."""
     f = np.asarray(fractions, dtype=float)

@@ -30,6 +30,8 @@ import pandas as pd
 from ..config import defaults, with_defaults
 from ..registry import SURVEY_TABLES
 from . import cuts
+from .cuts import MAG_ERROR_FLOOR as FLOOR
+from .cuts import MAG_ERROR_MAX as MAX_ERROR
 from .cuts import BandPhotometry, CutResult
 
 log = logging.getLogger(__name__)
@@ -98,7 +100,7 @@ def _mag_columns(phot: BandPhotometry) -> dict[str, np.ndarray]:
 
 
 # --------------------------------------------------------------------------------------------- Gaia
-def clean_gaia(df: pd.DataFrame, floor: float = 0.02, max_error: float = 0.2) -> Cleaned:
+def clean_gaia(df: pd.DataFrame, floor: float = FLOOR, max_error: float = MAX_ERROR) -> Cleaned:
     """Gaia DR2: astrometric and photometric cuts (rows); G, BP, RP with the error floor.
 
     A source whose G band is unusable after the floor (floored error > ``max_error``) is removed
@@ -159,7 +161,7 @@ def _photometric(
     return Cleaned(survey, out, rejected, _counts(survey, table, res, bands=bands))
 
 
-def clean_ps1(df: pd.DataFrame, floor: float = 0.02, max_error: float = 0.2) -> Cleaned:
+def clean_ps1(df: pd.DataFrame, floor: float = FLOOR, max_error: float = MAX_ERROR) -> Cleaned:
     """PS1 mean photometry: per-band presence; a galaxy (PSF - aperture > 0.1 mag in any band) is removed."""
     table = SURVEY_TABLES["ps1"]
     raw = cuts.ps1_bands(df, table)
@@ -167,7 +169,7 @@ def clean_ps1(df: pd.DataFrame, floor: float = 0.02, max_error: float = 0.2) -> 
     return _photometric("ps1", table, df, "objID", "raMean", "decMean", raw, res, floor, max_error)
 
 
-def clean_tmass(df: pd.DataFrame, floor: float = 0.02, max_error: float = 0.2) -> Cleaned:
+def clean_tmass(df: pd.DataFrame, floor: float = FLOOR, max_error: float = MAX_ERROR) -> Cleaned:
     """2MASS PSC: per-band ph_qual/rd_flg/cc_flg and use_src/gal_contam; ``ext_key > 0`` rows are removed.
 
     A Gaia star whose 2MASS counterpart is removed by ``ext_key`` is dropped from the catalog (paper §3.2),
@@ -178,7 +180,7 @@ def clean_tmass(df: pd.DataFrame, floor: float = 0.02, max_error: float = 0.2) -
     return _photometric("tmass", table, df, "designation", "ra", "dec", raw, ext, floor, max_error)
 
 
-def clean_unwise(df: pd.DataFrame, floor: float = 0.02, max_error: float = 0.2) -> Cleaned:
+def clean_unwise(df: pd.DataFrame, floor: float = FLOOR, max_error: float = MAX_ERROR) -> Cleaned:
     """unWISE: only primary objects (the paper's ``unwise_obj_primary``); per-band flags_unwise == 0,
     fracflux > 0.5, rchi2 <= 5; magnitudes converted to AB (cuts.unwise_bands)."""
     table = SURVEY_TABLES["unwise"]

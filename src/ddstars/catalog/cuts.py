@@ -36,6 +36,8 @@ APOGEE_STAR_BAD = 1 << 23
 MIN_LABEL_ERROR = 1e-5
 LABEL_FLOOR = tuple(defaults("catalog")["label_floor"])  # Teff [K], log g, [Fe/H]
 LABEL_MAX = tuple(defaults("catalog")["label_sigma_max"])
+MAG_ERROR_FLOOR = defaults("catalog")["mag_error_floor"]  # [mag]
+MAG_ERROR_MAX = defaults("catalog")["mag_error_max"]  # [mag]
 LABEL_NAMES = ("teff", "logg", "feh")
 # Which unWISE magnitude the catalog carries: "ab" (the paper's code adds 2.699 / 3.339 to the Vega
 # magnitude; ARCHIVES.md §0, §5). ``unwise_bands`` returns both.
@@ -212,7 +214,7 @@ class BandPhotometry:
     usable: pd.DataFrame
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def with_error_floor(self, floor: float = 0.02, max_error: float = 0.2) -> BandPhotometry:
+    def with_error_floor(self, floor: float = MAG_ERROR_FLOOR, max_error: float = MAG_ERROR_MAX) -> BandPhotometry:
         """Apply :func:`apply_error_floor` to every band."""
         err, ok = apply_error_floor(self.err, floor=floor, max_error=max_error)
         ok = ok & self.usable
@@ -374,7 +376,7 @@ def label_uncertainty_cuts(
 
 
 # --------------------------------------------------------------------------------------------- photometry
-def apply_error_floor(sigma: Any, floor: float = 0.02, max_error: float = 0.2) -> tuple[Any, Any]:
+def apply_error_floor(sigma: Any, floor: float = MAG_ERROR_FLOOR, max_error: float = MAG_ERROR_MAX) -> tuple[Any, Any]:
     """sigma -> sqrt(sigma**2 + floor**2); bands whose floored error is strictly greater than
     ``max_error`` (or not finite) are unobserved.
 

@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import with_defaults
+from .. import registry
+from ..config import defaults, with_defaults
 from ..errors import ConfigError, DataError
 from .clean import LABELS
 
 log = logging.getLogger(__name__)
 
-# Paper / authors' values, survey - GALAH (the negatives of the corrections in METHOD.md §5).
-PAPER_OFFSETS = {"lamost": (3.6, 0.014, -0.068), "apogee": (26.6, 0.026, -0.018), "galah": (0.0, 0.0, 0.0)}
+_DEFAULTS = defaults("catalog.offsets")  # config catalog.offsets (schema defaults)
 
 
 def _weighted_offset(d: np.ndarray, var: np.ndarray, clip_sigma: float | None, passes: int) -> dict[str, Any]:
@@ -52,18 +52,21 @@ def _weighted_offset(d: np.ndarray, var: np.ndarray, clip_sigma: float | None, p
 
 def measure_offsets(
     matched: pd.DataFrame,
-    reference: str = "galah",
-    surveys: Sequence[str] = ("lamost", "apogee"),
-    min_pairs: int = 30,
-    clip_sigma: float | None = None,
-    clip_passes: int = 3,
+    reference: str = _DEFAULTS["reference"],
+    surveys: Sequence[str] | None = None,
+    min_pairs: int = _DEFAULTS["min_pairs"],
+    clip_sigma: float | None = _DEFAULTS["clip_sigma"],
+    clip_passes: int = _DEFAULTS["clip_passes"],
 ) -> dict[str, Any]:
     """Offsets survey - reference from stars both observed; see the module docstring.
 
     ``matched`` has one row per (survey, Gaia source): columns survey, source_id, the labels and
     ``sigma_<label>_reported``. Raises :class:`DataError` naming the pair of surveys when fewer than
-    ``min_pairs`` stars are shared (then use ``catalog.offsets.mode: fixed``).
+    ``min_pairs`` stars are shared (then use ``catalog.offsets.mode: fixed``). ``surveys``: default, every
+    spectroscopic survey but the reference.
     """
+    if surveys is None:
+        surveys = [s for s in registry.SPECTROSCOPIC if s != reference]
     cols = ["source_id", *LABELS, *(f"sigma_{x}_reported" for x in LABELS)]
     ref = matched.loc[matched["survey"] == reference, cols].set_index("source_id")
     result: dict[str, Any] = {reference: {x: {"value": 0.0, "error": 0.0, "n_pairs": len(ref)} for x in LABELS}}
@@ -109,7 +112,9 @@ def offsets_document(options: Mapping[str, Any], matched: pd.DataFrame) -> dict[
             options["clip_passes"],
         )
     elif mode == "fixed":
-        fixed = {**PAPER_OFFSETS, **options["fixed"]}
+        # catalog.offsets.fixed: survey - GALAH, the paper's values by default (the schema's; the negatives of the
+        # corrections in METHOD.md §5); GALAH itself is the zero
+        fixed = {"galah": (0.0, 0.0, 0.0), **options["fixed"]}
         offsets = {
             s: {x: {"value": float(fixed[s][j]), "error": 0.0} for j, x in enumerate(LABELS)}
             for s in [reference, *surveys]

@@ -12,6 +12,6 @@ the lazily read inputs:
 * :mod:`.covariance`: the Eq. 4 covariance of one star (Fig. 2).
 """
 
-from .registry import FIGURES, Spec, options, render, render_doc
+from .registry import FIGURES, Spec, options, render, render_doc, run_figure
 
-__all__ = ["FIGURES", "Spec", "options", "render", "render_doc"]
+__all__ = ["FIGURES", "Spec", "options", "render", "render_doc", "run_figure"]

@@ -266,3 +266,20 @@ def render_doc() -> str:
     for name, spec in FIGURES.items():
         lines += [f"### `{name}`", "", "```json", json.dumps(dict(spec.defaults), indent=1), "```", ""]
     return "\n".join(lines)
+
+
+def run_figure(
+    name: str,
+    inputs: Mapping[str, Any],
+    out: Mapping[str, str | Path],
+    options: Mapping[str, Any] | None,
+    dpi: int = 150,
+    compare_label: str | None = None,
+) -> str:
+    """Rule figure_<name>: draw one figure from its inputs (keys of :class:`ddstars.figures.inputs.Inputs`)."""
+    from .inputs import Inputs
+
+    paths = {k: (str(Path(v[0]).parent) if k == "model" else str(v)) for k, v in inputs.items() if k != "code"}
+    return render(
+        name, Inputs(paths, compare_label=compare_label), options, out["pdf"], out["png"], out["caption"], dpi
+    )

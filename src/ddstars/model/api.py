@@ -149,14 +149,14 @@ class StellarModel:
             return np.ones(len(th), dtype=bool)
         return self.domain.inside(self.norm.x(th))
 
-    def _forward(self, theta: Any, outside: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _forward(self, theta: Any, outside: str | None = None, jacobian: bool = False) -> tuple[np.ndarray, ...]:
         th = _theta(theta)
         bad = ~np.isfinite(th).all(axis=1)
         if bad.any():
             rows = np.flatnonzero(bad)
             raise DataError(f"theta is NaN or infinite in {len(rows)} row(s), first {rows[:5].tolist()}")
         x = self.norm.x(th)
-        bm, r = forward(self._w, x)
+        out_arrays = forward(self._w, x, jacobian=jacobian)  # (BM, R) or (BM, R, dBM/dx, dR/dx)
         policy = outside or self.outside
         if self.domain is not None and policy != "ignore":
             out = ~self.domain.inside(x)
@@ -172,11 +172,12 @@ class StellarModel:
                 if policy == "error":
                     raise DataError(msg)
                 if policy == "nan":
-                    bm, r = bm.copy(), r.copy()
-                    bm[out], r[out] = np.nan, np.nan
+                    out_arrays = tuple(a.copy() for a in out_arrays)
+                    for a in out_arrays:
+                        a[out] = np.nan
                 else:
                     log.warning("%s: predictions there are extrapolations", msg)
-        return bm, r
+        return out_arrays
 
     def predict_absolute_magnitudes(self, theta: Any, outside: str | None = None) -> np.ndarray:
         """Dust-free absolute magnitudes M(θ) [mag], shape (n, 13)."""
@@ -200,8 +201,7 @@ class StellarModel:
     def jacobians(self, theta: Any, outside: str | None = None) -> tuple[np.ndarray, ...]:
         """M(θ), R(θ) and their derivatives dM/dθ, dR/dθ [per unit of Teff, log g, [Fe/H]], shapes (n, 13) and
         (n, 13, 3); analytic, through the network's two sigmoid layers."""
-        bm, r = self._forward(theta, outside)  # checks θ and the domain
-        _, _, j_bm, j_r = forward(self._w, self.norm.x(_theta(theta)), jacobian=True)
+        bm, r, j_bm, j_r = self._forward(theta, outside, jacobian=True)
         per_theta = 1.0 / self.norm.std  # dx/dθ
         return likelihood.from_colour(bm), r, likelihood.from_colour(j_bm) * per_theta, j_r * per_theta
 

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..bands import BAND_NAMES, N_BANDS, N_R_JUDGED
+from ..config import defaults
 from ..errors import DataError
 from ..logs import progress
 from . import covariance as cv
@@ -128,7 +129,12 @@ def convergence(rounds: pd.DataFrame, o: Mapping[str, Any]) -> dict[str, Any]:
     return verdict
 
 
-def chi2_thresholds(n_rounds: int, start: float = 100.0, end: float = 5.0, rounds: int = 14) -> list[float]:
+_CHI2_CUT = defaults("train.chi2_cut")  # the paper's schedule of τ (schema defaults)
+
+
+def chi2_thresholds(
+    n_rounds: int, start: float = _CHI2_CUT["start"], end: float = _CHI2_CUT["end"], rounds: int = _CHI2_CUT["rounds"]
+) -> list[float]:
     """τ_k: none in round 0, log-spaced from ``start`` to ``end`` over rounds 1..``rounds``, then ``end``."""
     ramp = np.geomspace(start, end, rounds)
     return [math.inf] + [float(ramp[k - 1]) if k <= rounds else float(end) for k in range(1, n_rounds)]

@@ -21,7 +21,6 @@ from typing import Any
 from ..archives import read_table
 from ..io import write_json
 from . import fetch
-from .services import chunk_dir  # noqa: F401  (the workflow and the tests find it here too)
 
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,8 @@ from .isochrones import MISTGrid, kroupa_imf
 log = logging.getLogger(__name__)
 
 COMPONENTS: tuple[str, ...] = ("thin_disk", "thick_disk", "halo")
+#: Pairs of spectroscopic surveys that share stars (keys <a>_<b> of simulate.surveys.overlap), in draw order.
+OVERLAP_PAIRS: tuple[tuple[str, str], ...] = (("lamost", "galah"), ("lamost", "apogee"), ("apogee", "galah"))
 EEP_ZAMS = 202  # MIST primary EEP of the zero-age main sequence
 EEP_MAX = 808  # end of the early AGB (phase <= 4)
 G = band_index("gaia_g")

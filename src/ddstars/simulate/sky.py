@@ -22,7 +22,7 @@ from ..logs import progress
 from ..synphot import BCTable, Photometer
 from . import surveys
 from .dust import DustModel
-from .galaxy import COMPONENTS, SightlineGrid, build_sightline_grid, draw_pool, in_label_window
+from .galaxy import COMPONENTS, OVERLAP_PAIRS, SightlineGrid, build_sightline_grid, draw_pool, in_label_window
 from .isochrones import MISTGrid
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def assign_surveys(truth: dict[str, np.ndarray], cfg: dict[str, Any], rng: np.ra
     primary = (u[:, None] >= cum).sum(axis=1)
     observed = {s: primary == i for i, s in enumerate(SURVEYS)}
     ov = cfg["surveys"]["overlap"]
-    for a, b in (("lamost", "galah"), ("lamost", "apogee"), ("apogee", "galah")):
+    for a, b in OVERLAP_PAIRS:
         p = ov[f"{a}_{b}"]
         add_b = observed[a] & elig[b] & (rng.random(len(w)) < p)
         add_a = observed[b] & elig[a] & (rng.random(len(w)) < p)

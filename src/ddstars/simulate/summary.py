@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from .. import registry
 from ..bands import BAND_NAMES
 from ..io import atomic_path, write_json
-from .galaxy import COMPONENTS
+from .galaxy import COMPONENTS, OVERLAP_PAIRS
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +101,7 @@ def summarize(
             }
             for s in registry.SPECTROSCOPIC
         },
-        "overlaps": {
-            f"{a}_{b}": int((truth[f"in_{a}"] & truth[f"in_{b}"]).sum())
-            for a, b in (("lamost", "galah"), ("lamost", "apogee"), ("apogee", "galah"))
-        },
+        "overlaps": {f"{a}_{b}": int((truth[f"in_{a}"] & truth[f"in_{b}"]).sum()) for a, b in OVERLAP_PAIRS},
         "components": {c: float((truth["component"] == i).mean()) for i, c in enumerate(COMPONENTS)},
         "giants_fraction_logg_lt_3.5": float((truth["true_logg"] < 3.5).mean()),
         "percentiles_1_50_99": {

@@ -5,7 +5,10 @@ Light (no numpy): the figure registry reads the default colours when the Snakefi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..bands import BAND_NAMES
+from ..errors import ConfigError
 
 #: Colours of neighbouring bands in wavelength, (X, Y) for X - Y.
 NEIGHBOUR_COLOURS: tuple[tuple[str, str], ...] = (
@@ -49,3 +52,18 @@ def colour_name(x: str, y: str) -> str:
 def colour_label(x: str, y: str) -> str:
     """Plot label of colour X - Y, e.g. ``r − i``."""
     return f"{SHORT[x]} − {SHORT[y]}"
+
+
+def parse_colours(colours: Sequence[Sequence[str]] | None) -> list[tuple[str, str]]:
+    """Colours as (X, Y) band-name pairs, checked (a config error names the bad entry)."""
+    if colours is None:
+        return list(COLOURS)
+    out = []
+    for i, c in enumerate(colours):
+        if len(c) != 2 or c[0] == c[1]:
+            raise ConfigError(f"validation.colours[{i}]: expected two different band names, got {list(c)}")
+        for b in c:
+            if b not in BAND_NAMES:
+                raise ConfigError(f"validation.colours[{i}]: unknown band {b!r}; valid: {', '.join(BAND_NAMES)}")
+        out.append((str(c[0]), str(c[1])))
+    return out

@@ -25,27 +25,11 @@ import numpy as np
 import pandas as pd
 
 from ..bands import BAND_NAMES, N_BANDS, band_index
-from ..errors import ConfigError
 from ..model import likelihood
 from ..model.data import Stars
 from .colours import COLOURS, colour_name
 
 log = logging.getLogger(__name__)
-
-
-def parse_colours(colours: Sequence[Sequence[str]] | None) -> list[tuple[str, str]]:
-    """Colours as (X, Y) band-name pairs, checked (a config error names the bad entry)."""
-    if colours is None:
-        return list(COLOURS)
-    out = []
-    for i, c in enumerate(colours):
-        if len(c) != 2 or c[0] == c[1]:
-            raise ConfigError(f"validation.colours[{i}]: expected two different band names, got {list(c)}")
-        for b in c:
-            if b not in BAND_NAMES:
-                raise ConfigError(f"validation.colours[{i}]: unknown band {b!r}; valid: {', '.join(BAND_NAMES)}")
-        out.append((str(c[0]), str(c[1])))
-    return out
 
 
 def _colour_weights(colours: Sequence[tuple[str, str]]) -> np.ndarray:

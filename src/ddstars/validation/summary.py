@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..bands import BAND_NAMES, BANDS, N_R_JUDGED
-from .colours import colour_name
+from .colours import colour_name, parse_colours
 
 log = logging.getLogger(__name__)
 
@@ -255,3 +256,66 @@ def summarize(
         if truth is not None:
             out["comparison"]["truth"] = truth_stats(other, other_table, truth)
     return out
+
+
+def _survey(catalog: str | Path, source_ids) -> pd.Series:
+    from ..catalog.build import read_catalog
+
+    cat = read_catalog(catalog, columns=["source_id", "survey", "split"])
+    cat = cat[cat["split"] == "test"].set_index("source_id")
+    return cat.loc[source_ids, "survey"]
+
+
+def run_summary(
+    table_path: str | Path,
+    model_dir: str | Path,
+    catalog: str | Path,
+    out: Mapping[str, str | Path],
+    colours: Sequence[Sequence[str]] | None = None,
+    truth_path: str | Path | None = None,
+    compare: Mapping[str, Any] | None = None,
+    compare_table_path: str | Path | None = None,
+    appendix_b_options: Mapping[str, Any] | None = None,
+    training_summary_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Rule validation_summary: write results/validation/summary.json (:func:`summarize`) and its provenance."""
+    from .. import provenance
+    from ..io import read_json, write_json
+    from ..model import load_model
+    from . import extinction
+    from .stage import load_any_model
+
+    table = pd.read_parquet(table_path)
+    model = load_model(model_dir)
+    truth = None
+    if truth_path:
+        cols = ["source_id", "true_teff", "true_logg", "true_feh", "true_ebv", "dm"]
+        cols += [f"true_{q}_{b}" for q in ("r", "ext", "mag") for b in BAND_NAMES]
+        truth = pd.read_parquet(truth_path, columns=cols).set_index("source_id")
+    comparison = None
+    if compare:
+        comparison = (
+            compare["label"],
+            load_any_model(compare["model"], compare.get("normalisation")),
+            pd.read_parquet(compare_table_path),
+        )
+    doc = summarize(
+        model,
+        table,
+        parse_colours(colours),
+        extinction.appendix_b(**dict(appendix_b_options or {})),
+        survey=_survey(catalog, table["source_id"].to_numpy()),
+        truth=truth,
+        comparison=comparison,
+        training=read_json(training_summary_path) if training_summary_path else None,
+    )
+    write_json(doc, out["summary"])
+    model_files = [Path(model_dir) / "model.keras", Path(model_dir) / "normalisation.json"]
+    provenance.write(
+        out["provenance"],
+        "validation_summary",
+        {"colours": colours, "compare": compare},
+        model=str(model_dir),
+        files_read=provenance.files_read([f for f in model_files if f.is_file()]),
+    )
+    return doc
