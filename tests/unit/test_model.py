@@ -88,23 +88,29 @@ def test_covariance_and_chi2_match_a_slow_reference(weights):
         assert cv.chi2(w[k : k + 1], delta[k : k + 1])[0] == pytest.approx(delta[k] @ p @ delta[k], rel=1e-10)
 
 
-@pytest.mark.parametrize(("dtype", "tol"), [("float64", 1e-8), ("float32", 2e-4)])
-def test_round_update_matches_the_slow_reference(weights, dtype, tol):
-    """train.update (stars-last, chunked, in train.update_dtype) against Eqs. 4 and 8-9 star by star: E′ and
-    σ²_E′ from the prior and C_pred, χ²/dof, and the whitening of the full covariance (WᵀW = C⁻¹)."""
-    rng = np.random.default_rng(5)
-    n = 40
-    err, observed, plx, plx_err, usable, _ = _star_inputs(rng, n)
+def _masked_stars(n, seed):
+    """Stars of :func:`_stars` with the errors, observed bands and parallaxes of :func:`_star_inputs`."""
+    err, observed, plx, plx_err, usable, _ = _star_inputs(np.random.default_rng(seed), n)
+    mag = np.where(observed, _stars(n=n, seed=seed).mag, np.nan)
     stars = _stars(
         n=n,
-        seed=5,
+        seed=seed,
         err=err,
         observed=observed,
         parallax=plx,
         parallax_error=plx_err,
         parallax_usable=usable,
-        mag=np.where(observed, _stars(n=n, seed=5).mag, np.nan),
+        mag=mag,
     )
+    return stars, err, observed, plx, plx_err, usable
+
+
+@pytest.mark.parametrize(("dtype", "tol"), [("float64", 1e-8), ("float32", 2e-4)])
+def test_round_update_matches_the_slow_reference(weights, dtype, tol):
+    """train.update (stars-last, chunked, in train.update_dtype) against Eqs. 4 and 8-9 star by star: E′ and
+    σ²_E′ from the prior and C_pred, χ²/dof, and the whitening of the full covariance (WᵀW = C⁻¹)."""
+    n = 40
+    stars, err, observed, plx, plx_err, usable = _masked_stars(n, 5)
     norm = train.Normalisation.fit(stars.theta)
     p = train.prepare(stars, norm)
     o = train.options({"update_dtype": dtype})
@@ -438,19 +444,8 @@ def test_public_evaluate_is_eq4_and_the_closed_form_update(weights):
     with E′, and E′ is the Gaussian product of the prior and the photometric estimate (Eqs. 8-9)."""
     from ddstars.model import StellarModel, likelihood
 
-    rng = np.random.default_rng(8)
     n = 5
-    err, observed, plx, plx_err, usable, _ = _star_inputs(rng, n)
-    stars = _stars(
-        n=n,
-        seed=8,
-        err=err,
-        observed=observed,
-        parallax=plx,
-        parallax_error=plx_err,
-        parallax_usable=usable,
-        mag=np.where(observed, _stars(n=n, seed=8).mag, np.nan),
-    )
+    stars, err, observed, plx, plx_err, usable = _masked_stars(n, 8)
     norm = likelihood.Normalisation.fit(_stars(n=200, seed=9).theta)
     model = StellarModel.from_weights(weights, norm)
     ev = model.evaluate(stars)  # the paper's definition: no diagonal inflation
