@@ -249,6 +249,14 @@ def _observed_labels(
     return theta + offset[None, :] + rng.normal(size=sigma.shape) * sigma + _label_unreported(rng, cfg, len(idx))
 
 
+def _label_columns(theta: np.ndarray, sigma: np.ndarray, *names: tuple[str, str]) -> dict[str, np.ndarray]:
+    """Columns of the labels (Teff, log g, [Fe/H]) and their errors under a survey's names, float32."""
+    out = {}
+    for k, (value, error) in enumerate(names):
+        out[value], out[error] = theta[:, k].astype(np.float32), sigma[:, k].astype(np.float32)
+    return out
+
+
 def lamost_table(truth: Truth, cfg: dict[str, Any], rng: np.random.Generator, serial0: int) -> pd.DataFrame:
     """LAMOST DR5 DD-Payne rows (Xiang et al. 2019; ARCHIVES.md §6) for stars with ``in_lamost``."""
     scfg, fl = cfg["surveys"]["lamost"], cfg["failures"]
@@ -294,12 +302,7 @@ def lamost_table(truth: Truth, cfg: dict[str, Any], rng: np.random.Generator, se
             "obsid": obsid,
             "ra": ra,
             "dec": dec,
-            "teff": theta[:, 0].astype(np.float32),
-            "teff_err": sigma[:, 0].astype(np.float32),
-            "logg": theta[:, 1].astype(np.float32),
-            "logg_err": sigma[:, 1].astype(np.float32),
-            "feh": theta[:, 2].astype(np.float32),
-            "feh_err": sigma[:, 2].astype(np.float32),
+            **_label_columns(theta, sigma, ("teff", "teff_err"), ("logg", "logg_err"), ("feh", "feh_err")),
             **{f"snr_{b}": snr[:, i].astype(np.float32) for i, b in enumerate("ugriz")},
             "chi2ratio": np.where(inj_chi2, rng.uniform(2.0, 6.0, n), rng.uniform(0.8, 1.3, n)).astype(np.float32),
             "qflag_chi2": np.where(inj_chi2, "bad", "good"),
@@ -440,12 +443,7 @@ def galah_table(truth: Truth, cfg: dict[str, Any], rng: np.random.Generator, ser
             "star_id": tmass_designation(truth["ra"][idx], truth["dec"][idx]),
             "ra": ra,
             "dec": dec,
-            "teff": theta[:, 0].astype(np.float32),
-            "e_teff": sigma[:, 0].astype(np.float32),
-            "logg": theta[:, 1].astype(np.float32),
-            "e_logg": sigma[:, 1].astype(np.float32),
-            "fe_h": theta[:, 2].astype(np.float32),
-            "e_fe_h": sigma[:, 2].astype(np.float32),
+            **_label_columns(theta, sigma, ("teff", "e_teff"), ("logg", "e_logg"), ("fe_h", "e_fe_h")),
             **{f"snr_c{i + 1}": snr[:, i].astype(np.float32) for i in range(4)},
             "flag_cannon": flag,
         }
