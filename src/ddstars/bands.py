@@ -40,20 +40,24 @@ class Band:
 # Published AB - Vega offsets (shared/reference/SIMSKY.md §3): Gaia DR2 revised zero points
 # (AB 25.7916/25.3862/25.1162 vs Vega 25.6884/25.3514/24.7619), 2MASS from Cohen et al. (2003)
 # F0 = 1594/1024/666.7 Jy, WISE explanatory supplement §IV.4.h (2.699, 3.339).
-BANDS: tuple[Band, ...] = (
-    Band("gaia_g", "gaia", "gaiadr2-G", "vega", 0.103),
-    Band("gaia_bp", "gaia", "gaiadr2-BP", "vega", 0.035),
-    Band("gaia_rp", "gaia", "gaiadr2-RP", "vega", 0.354),
-    Band("ps1_g", "ps1", "panstarrs-g", "ab", 0.0),
-    Band("ps1_r", "ps1", "panstarrs-r", "ab", 0.0),
-    Band("ps1_i", "ps1", "panstarrs-i", "ab", 0.0),
-    Band("ps1_z", "ps1", "panstarrs-z", "ab", 0.0),
-    Band("ps1_y", "ps1", "panstarrs-y", "ab", 0.0),
-    Band("tmass_j", "tmass", "twomass-J", "vega", 0.894),
-    Band("tmass_h", "tmass", "twomass-H", "vega", 1.374),
-    Band("tmass_ks", "tmass", "twomass-Ks", "vega", 1.840),
-    Band("unwise_w1", "unwise", "wise2010-W1", "vega", 2.699),
-    Band("unwise_w2", "unwise", "wise2010-W2", "vega", 3.339),
+_TABLE = """
+gaia_g     gaia    gaiadr2-G     vega  0.103
+gaia_bp    gaia    gaiadr2-BP    vega  0.035
+gaia_rp    gaia    gaiadr2-RP    vega  0.354
+ps1_g      ps1     panstarrs-g   ab    0.0
+ps1_r      ps1     panstarrs-r   ab    0.0
+ps1_i      ps1     panstarrs-i   ab    0.0
+ps1_z      ps1     panstarrs-z   ab    0.0
+ps1_y      ps1     panstarrs-y   ab    0.0
+tmass_j    tmass   twomass-J     vega  0.894
+tmass_h    tmass   twomass-H     vega  1.374
+tmass_ks   tmass   twomass-Ks    vega  1.840
+unwise_w1  unwise  wise2010-W1   vega  2.699
+unwise_w2  unwise  wise2010-W2   vega  3.339
+"""  # name, survey, speclite passband, native system, AB - Vega [mag]
+BANDS: tuple[Band, ...] = tuple(
+    Band(name, survey, passband, system, float(offset))
+    for name, survey, passband, system, offset in (line.split() for line in _TABLE.strip().splitlines())
 )
 
 BAND_NAMES: tuple[str, ...] = tuple(b.name for b in BANDS)

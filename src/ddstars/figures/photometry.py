@@ -33,9 +33,7 @@ def fig_cmd(inp: Inputs, o: Mapping[str, Any]):
         ax.set_xlabel(r"$G_\mathrm{BP} - G_\mathrm{RP}$")
     e = o["arrow_ebv"]
     _r_arrow(axs[0], o["arrow_at"][0], o["arrow_at"][1], e * (r[ib] - r[ir]), e * r[ig])
-    axs[0].set_ylabel(r"$M_G$")
-    axs[0].set_xlim(*o["colour_range"])
-    axs[0].set_ylim(o["mag_range"][1], o["mag_range"][0])
+    axs[0].set(ylabel=r"$M_G$", xlim=o["colour_range"], ylim=o["mag_range"][::-1])  # magnitudes grow downwards
     caption = (
         f"Colour-magnitude diagram of the {len(tb)} test stars with usable parallaxes: observed (left, "
         f"M_G = G - μ) and predicted by the model at E = 0 from the spectroscopic labels (right). The arrow "
