@@ -1,0 +1,107 @@
+"""Photometric inference (Eq. 19) against stars drawn from its own generative model: θ from the grid's prior
+(uniform within a node's cell), μ from its prior, E from the dust-map prior truncated at 0, photometry and
+parallax with Gaussian noise. Then the posterior intervals must cover the truth at their nominal rates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ddstars.bands import N_BANDS
+from ddstars.errors import DataError
+from ddstars.inference import Grid, Photometry, posterior
+from ddstars.model import StellarModel, likelihood, network
+
+RANGES = {"teff": (4000.0, 7000.0), "logg": (1.0, 5.0), "feh": (-1.5, 0.5)}
+STEPS = (100.0, 0.1, 0.1)
+MU_RANGE = (6.0, 14.0)
+
+
+def make_grid() -> Grid:
+    """A grid of a network with random weights, shaped like a stellar model (M_G about 4, R falling with λ)."""
+    rng = np.random.default_rng(1)
+    shapes = [(3, 32), (32,), (32, 32), (32,), (32, 13), (13,), (3, 13), (13,)]
+    arrays = [rng.normal(0, 0.6, s) for s in shapes]
+    arrays[5] = np.linspace(4.0, 2.0, 13) * np.r_[1.0, np.full(12, 0.1)]  # M_G about 4, colours of 0.1-0.4
+    arrays[6] = rng.normal(0, 0.05, (3, 13))
+    arrays[7] = np.log(np.linspace(3.0, 0.2, 13))  # a plausible R
+    norm = likelihood.Normalisation(np.array([5500.0, 3.5, -0.4]), np.array([800.0, 1.0, 0.4]))
+    model = StellarModel.from_weights(network.Weights(*arrays), norm)
+    return Grid.from_model(model, RANGES, STEPS, theta_prior="flat")
+
+
+@pytest.fixture(scope="module")
+def grid():
+    return make_grid()
+
+
+def _draw_stars(grid: Grid, n: int, seed: int, sigma_mag=0.03, plx_snr=(2.0, 20.0), n_bands=N_BANDS):
+    rng = np.random.default_rng(seed)
+    k = rng.integers(0, len(grid), n)  # flat θ prior: every node alike
+    theta = grid.theta[k] + (rng.random((n, 3)) - 0.5) * grid.step
+    # M, R at the jittered θ are those of the node (the grid's model): the truth is what the grid can represent
+    m_abs, r = grid.m_abs[k], grid.r[k]
+    mu = rng.uniform(*MU_RANGE, n)
+    e0 = rng.uniform(0.05, 0.6, n)
+    s0 = 0.1 * e0 + 0.05
+    e = np.empty(n)
+    todo = np.ones(n, dtype=bool)
+    while todo.any():  # the prior truncated at 0
+        e[todo] = rng.normal(e0[todo], s0[todo])
+        todo = e < 0
+    err = np.full((n, N_BANDS), sigma_mag)
+    mag = m_abs + mu[:, None] + e[:, None] * r + rng.normal(0, np.hypot(err, 0.02))
+    if n_bands < N_BANDS:
+        mag[:, n_bands:] = np.nan
+    plx_true = 10 ** (2 - mu / 5)
+    plx_err = plx_true / rng.uniform(*plx_snr, n)
+    plx = plx_true + rng.normal(0, plx_err)
+    ph = Photometry(mag, np.where(np.isfinite(mag), err, np.nan), plx, plx_err, e0, s0)
+    truth = {"teff": theta[:, 0], "logg": theta[:, 1], "feh": theta[:, 2], "mu": mu, "ebv": e}
+    return ph, truth
+
+
+def test_intervals_cover_the_truth_at_their_nominal_rates(grid):
+    ph, truth = _draw_stars(grid, 400, seed=2)
+    table, samples = posterior(grid, ph, n_samples=200, distance_prior="flat", mu_range=MU_RANGE, seed=3)
+    for k, t in truth.items():
+        lo68, hi68 = np.percentile(samples[k], [16, 84], axis=1)
+        lo95, hi95 = np.percentile(samples[k], [2.5, 97.5], axis=1)
+        c68 = np.mean((t >= lo68) & (t <= hi68))
+        c95 = np.mean((t >= lo95) & (t <= hi95))
+        # 400 stars: binomial σ of 2.3 % (68 %) and 1.1 % (95 %); ±3.5σ
+        assert 0.60 <= c68 <= 0.76, (k, c68)
+        assert 0.91 <= c95 <= 0.99, (k, c95)
+    assert np.all(table["n_bands"] == N_BANDS)
+    assert np.all(np.isfinite(table["ln_evidence"]))
+
+
+def test_summaries_are_the_samples_percentiles_and_chi2_is_plausible(grid):
+    ph, truth = _draw_stars(grid, 60, seed=4)
+    table, samples = posterior(grid, ph, n_samples=100, distance_prior="flat", mu_range=MU_RANGE, seed=5)
+    np.testing.assert_allclose(table["mu_p50"], np.median(samples["mu"], axis=1))
+    np.testing.assert_allclose(table["dist_kpc_p50"], np.median(10 ** (samples["mu"] / 5 + 1) / 1000, axis=1))
+    # the best χ² over the grid is at most that of the true node: 13 bands, 2 fitted (μ, E) plus θ
+    assert np.median(table["chi2_best"]) < 13
+    assert (table["p_value"] > 0.001).mean() > 0.9
+
+
+def test_a_precise_parallax_and_many_bands_pin_distance_and_reddening(grid):
+    ph, truth = _draw_stars(grid, 100, seed=6, sigma_mag=0.01, plx_snr=(20.0, 50.0))
+    table, _ = posterior(grid, ph, n_samples=100, distance_prior="flat", mu_range=MU_RANGE, seed=7)
+    d_true = 10 ** (truth["mu"] / 5 + 1) / 1000
+    assert np.median(np.abs(table["ebv_p50"] - truth["ebv"])) < 0.03
+    assert np.std(table["dist_kpc_p50"] / d_true - 1) < 0.05
+
+
+def test_missing_bands_widen_the_posterior_and_bad_priors_are_named(grid):
+    ph, _ = _draw_stars(grid, 40, seed=8, n_bands=5)
+    table, _ = posterior(grid, ph, n_samples=50, distance_prior="flat", mu_range=MU_RANGE, seed=9)
+    assert np.all(table["n_bands"] == 5)
+    full, _ = posterior(
+        grid, _draw_stars(grid, 40, seed=8)[0], n_samples=50, distance_prior="flat", mu_range=MU_RANGE, seed=9
+    )
+    assert np.median(table["ebv_p84"] - table["ebv_p16"]) > np.median(full["ebv_p84"] - full["ebv_p16"])
+    bad = Photometry(ph.mag, ph.err, ph.parallax, ph.parallax_error, ph.ebv_prior, np.where(np.arange(40) == 3, 0, 1.0))
+    with pytest.raises(DataError, match=r"sigma_ebv_prior must be > 0; not in 1 row\(s\), first \[3\]"):
+        posterior(grid, bad)
