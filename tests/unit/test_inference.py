@@ -63,7 +63,9 @@ def _draw_stars(grid: Grid, n: int, seed: int, sigma_mag=0.03, plx_snr=(2.0, 20.
 
 def test_intervals_cover_the_truth_at_their_nominal_rates(grid):
     ph, truth = _draw_stars(grid, 400, seed=2)
-    table, samples = posterior(grid, ph, n_samples=200, distance_prior="flat", mu_range=MU_RANGE, seed=3)
+    table, samples = posterior(
+        grid, ph, mag_floor=0.02, n_samples=200, distance_prior="flat", mu_range=MU_RANGE, seed=3
+    )
     for k, t in truth.items():
         lo68, hi68 = np.percentile(samples[k], [16, 84], axis=1)
         lo95, hi95 = np.percentile(samples[k], [2.5, 97.5], axis=1)
@@ -78,7 +80,9 @@ def test_intervals_cover_the_truth_at_their_nominal_rates(grid):
 
 def test_summaries_are_the_samples_percentiles_and_chi2_is_plausible(grid):
     ph, truth = _draw_stars(grid, 60, seed=4)
-    table, samples = posterior(grid, ph, n_samples=100, distance_prior="flat", mu_range=MU_RANGE, seed=5)
+    table, samples = posterior(
+        grid, ph, mag_floor=0.02, n_samples=100, distance_prior="flat", mu_range=MU_RANGE, seed=5
+    )
     np.testing.assert_allclose(table["mu_p50"], np.median(samples["mu"], axis=1))
     np.testing.assert_allclose(table["dist_kpc_p50"], np.median(10 ** (samples["mu"] / 5 + 1) / 1000, axis=1))
     # the best χ² over the grid is at most that of the true node: 13 bands, 2 fitted (μ, E) plus θ
@@ -88,7 +92,7 @@ def test_summaries_are_the_samples_percentiles_and_chi2_is_plausible(grid):
 
 def test_a_precise_parallax_and_many_bands_pin_distance_and_reddening(grid):
     ph, truth = _draw_stars(grid, 100, seed=6, sigma_mag=0.01, plx_snr=(20.0, 50.0))
-    table, _ = posterior(grid, ph, n_samples=100, distance_prior="flat", mu_range=MU_RANGE, seed=7)
+    table, _ = posterior(grid, ph, mag_floor=0.02, n_samples=100, distance_prior="flat", mu_range=MU_RANGE, seed=7)
     d_true = 10 ** (truth["mu"] / 5 + 1) / 1000
     assert np.median(np.abs(table["ebv_p50"] - truth["ebv"])) < 0.03
     assert np.std(table["dist_kpc_p50"] / d_true - 1) < 0.05
@@ -96,7 +100,7 @@ def test_a_precise_parallax_and_many_bands_pin_distance_and_reddening(grid):
 
 def test_missing_bands_widen_the_posterior_and_bad_priors_are_named(grid):
     ph, _ = _draw_stars(grid, 40, seed=8, n_bands=5)
-    table, _ = posterior(grid, ph, n_samples=50, distance_prior="flat", mu_range=MU_RANGE, seed=9)
+    table, _ = posterior(grid, ph, mag_floor=0.02, n_samples=50, distance_prior="flat", mu_range=MU_RANGE, seed=9)
     assert np.all(table["n_bands"] == 5)
     full, _ = posterior(
         grid, _draw_stars(grid, 40, seed=8)[0], n_samples=50, distance_prior="flat", mu_range=MU_RANGE, seed=9
@@ -105,3 +109,9 @@ def test_missing_bands_widen_the_posterior_and_bad_priors_are_named(grid):
     bad = Photometry(ph.mag, ph.err, ph.parallax, ph.parallax_error, ph.ebv_prior, np.where(np.arange(40) == 3, 0, 1.0))
     with pytest.raises(DataError, match=r"sigma_ebv_prior must be > 0; not in 1 row\(s\), first \[3\]"):
         posterior(grid, bad)
+    err = ph.err.copy()
+    err[7, 2] = np.nan  # an observed band without an error
+    no_err = Photometry(ph.mag, err, ph.parallax, ph.parallax_error, ph.ebv_prior, ph.sigma_ebv_prior)
+    with pytest.raises(DataError, match=r"zero or missing error in 1 row\(s\), first \[7\]"):
+        posterior(grid, no_err)
+    posterior(grid, no_err.subset(slice(5, 10)), mag_floor=0.02, n_samples=10)  # a floor gives it one

@@ -5,7 +5,8 @@ in closed form and by quadrature.
 
 * **θ**: the nodes of a regular grid (:class:`Grid`) where the model was trained (its training domain), with
   M(θ) and R(θ) evaluated once; p(θ) is the training stars' density there (``theta_prior="training"``) or flat.
-* **Photometry**: C diagonal, σ² + ``mag_floor``² per observed band (unobserved bands carry no weight). At a
+* **Photometry**: C diagonal, σ² + ``mag_floor``² per observed band (the catalog's errors are floored already;
+  unobserved bands carry no weight). At a
   node the photometric log-likelihood is a quadratic form in (μ, E), built for all stars × nodes at once from
   seven matrix products over the 13 bands.
 * **E**: the prior N(E₀, σ_E₀) (the dust map's estimate), truncated at E ≥ 0; at fixed (θ, μ) the E integral is a
@@ -135,7 +136,7 @@ def _node_quadratics(grid: Grid, ph: Photometry, mag_floor: float) -> dict[str, 
     """Per star × node, ln L(μ, E) = -½ (a μ² + 2 h μ E + c E² - 2 b μ - 2 d E + q) with the E prior folded in;
     a (n, 1), the rest (n, K); and the number of bands (n,)."""
     obs = np.isfinite(ph.mag) & np.isfinite(ph.err)
-    w = np.where(obs, 1.0 / (np.nan_to_num(ph.err) ** 2 + mag_floor**2), 0.0)
+    w = np.divide(1.0, np.nan_to_num(ph.err) ** 2 + mag_floor**2, out=np.zeros(ph.err.shape), where=obs)
     m = np.where(obs, ph.mag, 0.0)
     wm = w * m
     mt, rt = grid.m_abs.T, grid.r.T  # (13, K)
@@ -165,19 +166,20 @@ def posterior(
     model_or_grid: Any,
     photometry: Photometry | pd.DataFrame,
     n_samples: int = 100,
-    mag_floor: float = 0.02,
+    mag_floor: float = 0.0,
     parallax_zero_point: float = 0.0,
-    distance_prior: str = "volume",
+    distance_prior: str = "flat",
     mu_range: tuple[float, float] = (-2.0, 20.0),
     n_mu: int = 64,
-    prune: float = 1e-3,
-    max_nodes: int = 500,
-    chunk: int = 64,
+    prune: float = 1e-4,
+    max_nodes: int = 3000,
+    chunk: int = 16,
     seed: int = 0,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Posterior summaries (one row per star) and joint samples (arrays (n, n_samples) per parameter: teff, logg,
     feh, mu, ebv) of ``photometry`` under the model (a :class:`ddstars.model.StellarModel`, or a :class:`Grid`
-    made from one). See the module docstring for the method and the options."""
+    made from one). See the module docstring for the method and the options. ``mag_floor`` is added in
+    quadrature to the errors: 0 for the project's catalog, whose errors carry catalog.mag_error_floor already."""
     grid = model_or_grid if isinstance(model_or_grid, Grid) else Grid.from_model(model_or_grid)
     ph = photometry if isinstance(photometry, Photometry) else Photometry.from_frame(photometry)
     if ph.mag.shape[1:] != (N_BANDS,):
@@ -186,6 +188,13 @@ def posterior(
         rows = np.flatnonzero(~(ph.sigma_ebv_prior > 0))
         raise DataError(
             f"photometry: sigma_ebv_prior must be > 0; not in {len(rows)} row(s), first {rows[:5].tolist()}"
+        )
+    zero = np.isfinite(ph.mag) & ~(np.nan_to_num(ph.err) ** 2 + mag_floor**2 > 0)
+    if zero.any():
+        rows = np.flatnonzero(zero.any(axis=1))
+        raise DataError(
+            f"photometry: an observed magnitude with zero or missing error in {len(rows)} row(s), first "
+            f"{rows[:5].tolist()} (give its error, or a mag_floor > 0)"
         )
     rng = np.random.default_rng(seed)
     n = len(ph)
