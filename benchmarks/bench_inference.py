@@ -45,7 +45,7 @@ def main(n: int) -> None:
     print(f"grid: {len(grid):,} θ nodes (50 K x 0.05 x 0.1 inside the training domain), built in {t_grid:.2f} s")
     print(
         f"{len(test):,} test stars in {dt:.1f} s: {1e3 * dt / len(test):.1f} ms per star, "
-        f"{len(test) / dt:.0f} stars/s in this process; median nodes kept {np.median(table['n_nodes']):.0f}; "
+        f"{len(test) / dt:.0f} stars/s in this process; median effective samples {np.median(table['ess']):.0f}; "
         f"peak RSS {peak:.0f} MB"
     )
     true = {
