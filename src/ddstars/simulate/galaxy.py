@@ -26,11 +26,11 @@ import numpy as np
 
 from ..bands import band_index
 from ..errors import ConfigError
+from ..galactic import COMPONENTS, density, galactocentric_rz
 from .isochrones import MISTGrid, kroupa_imf
 
 log = logging.getLogger(__name__)
 
-COMPONENTS: tuple[str, ...] = ("thin_disk", "thick_disk", "halo")
 #: Pairs of spectroscopic surveys that share stars (keys <a>_<b> of simulate.surveys.overlap), in draw order.
 OVERLAP_PAIRS: tuple[tuple[str, str], ...] = (("lamost", "galah"), ("lamost", "apogee"), ("apogee", "galah"))
 EEP_ZAMS = 202  # MIST primary EEP of the zero-age main sequence
@@ -38,36 +38,6 @@ EEP_MAX = 808  # end of the early AGB (phase <= 4)
 G = band_index("gaia_g")
 # Finest HEALPix level used to place stars inside a sightline pixel (~0.2 arcsec).
 NSIDE_FINE = 2**20
-
-
-def galactocentric_rz(
-    l_deg: np.ndarray, b_deg: np.ndarray, d_kpc: np.ndarray, r_sun_kpc: float, z_sun_kpc: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Galactocentric cylindrical radius R and height z [kpc] of heliocentric (l, b, d)."""
-    lr, br = np.radians(l_deg), np.radians(b_deg)
-    cb = np.cos(br)
-    x = r_sun_kpc - d_kpc * cb * np.cos(lr)
-    y = -d_kpc * cb * np.sin(lr)
-    z = z_sun_kpc + d_kpc * np.sin(br)
-    return np.hypot(x, y), z
-
-
-def density(
-    name: str, comp: dict[str, Any], r_kpc: np.ndarray, z_kpc: np.ndarray, r_sun: float, z_sun: float
-) -> np.ndarray:
-    """Number density of a component relative to the thin disk at the Sun.
-
-    Disks are double exponentials in R and |z|; the halo is an oblate power law with a core:
-    ρ ∝ (R² + (z/q)² + r_c²)^(-n/2). Each is normalised to ``local_fraction`` at (r_sun, z_sun).
-    """
-    f = comp["local_fraction"]
-    if name == "halo":
-        q, n, rc = comp["flattening"], comp["power_law_index"], comp["core_radius_kpc"]
-        r2 = r_kpc**2 + (z_kpc / q) ** 2 + rc**2
-        r2_sun = r_sun**2 + (z_sun / q) ** 2 + rc**2
-        return f * (r2_sun / r2) ** (n / 2)
-    ln, hz = comp["scale_length_kpc"], comp["scale_height_kpc"]
-    return f * np.exp(-(r_kpc - r_sun) / ln - (np.abs(z_kpc) - abs(z_sun)) / hz)
 
 
 @dataclass
