@@ -11,18 +11,19 @@ in closed form and by quadrature.
 * **Priors** (:class:`Priors`): p(μ) and p(E | μ) = N(E₀(μ), σ_E(μ)) truncated at E ≥ 0, tabulated per star on a
   regular μ grid (a Galactic density model and a distance-resolved dust map: :mod:`ddstars.inference.priors`),
   or without tables the star's single dust-map estimate E₀ ± σ_E₀ and p(μ) flat or ∝ d³ (``distance_prior``).
-* **Step 1, all nodes** (float32): each node's Gaussian evidence, with the parallax linearised in μ and a
-  reference E prior that covers E₀(μ) over the star's plausible distances. Nodes are kept, best first, until
-  they hold 1 - ``prune`` of that evidence, at most ``max_nodes``; the evidence left out is reported
-  (``pruned_mass``).
-* **Step 2, kept nodes** (float64): μ on ``n_mu`` cells spanning ±5σ of the node's Gaussian; at each μ, E is
+* **Step 1, all nodes** (float32, one XLA-compiled TensorFlow function: the same code on a GPU): each node's
+  Gaussian evidence, with the parallax linearised in μ and a reference E prior that covers E₀(μ) ± σ_E(μ) over
+  the star's plausible distances. No node is pruned: ``n_draws`` nodes per star are drawn from this evidence
+  tempered (``temperature`` ≥ 1, a proposal wider than the posterior).
+* **Step 2, drawn nodes** (float64): μ on ``n_mu`` cells spanning ±5σ of the node's Gaussian; at each μ, E is
   integrated over E ≥ 0 against its prior in closed form; the parallax enters exactly, p(μ) from its table.
+  The node's exact evidence over its proposal probability weighs the draw (importance sampling); the mean
+  weight is the evidence, and the weights' effective number (``ess``) says how well the proposal fitted.
 
-Samples are drawn node by node (by evidence × prior), then μ by cell (uniform within it), then E from its
-truncated Gaussian; θ is spread uniformly within the node's grid cell, so that percentiles are continuous.
-Summaries: 16/50/84th percentiles and the joint MAP of every parameter, the ln evidence, the best χ² (photometry
-only), its p-value (n_bands - 5 degrees of freedom: θ, μ and E fitted), the bands used and flags
-(:data:`FLAGS`).
+Samples: draws resampled by weight, then μ by cell (uniform within it), then E from its truncated Gaussian; θ
+is spread uniformly within the node's grid cell, so that percentiles are continuous. Summaries: the
+2.5/16/50/84/97.5th percentiles and the joint MAP of every parameter, the ln evidence, the best χ² (photometry
+only), its p-value (n_bands - 5 degrees of freedom: θ, μ and E fitted), the bands used and flags (:data:`FLAGS`).
 """
 
 from __future__ import annotations
@@ -38,10 +39,13 @@ import pandas as pd
 from scipy import special, stats
 
 from ..bands import BAND_NAMES, N_BANDS
+from ..config import defaults as config_defaults
 from ..errors import ConfigError, DataError
 
 LABELS = ("teff", "logg", "feh")
 PARAMS = (*LABELS, "mu", "ebv")
+#: Percentiles of every parameter in the summaries (columns <param>_p2.5, _p16, _p50, _p84, _p97.5).
+PERCENTILES = (2.5, 16.0, 50.0, 84.0, 97.5)
 LN10 = math.log(10.0)
 LOG_2PI = math.log(2 * math.pi)
 #: Flag bits of the per-star ``flags`` column.
@@ -51,19 +55,24 @@ FLAGS = {
     "multimodal": 4,  # the μ or log g samples split in two separated groups, each of >= 10 %
     "few_samples": 8,  # fewer than 20 effective samples in the importance sampling of the nodes
 }
-DEFAULTS: dict[str, Any] = {
-    "n_samples": 100,
-    "mag_floor": 0.0,
-    "parallax_zero_point": 0.0,
-    "distance_prior": "flat",
-    "mu_range": (-2.0, 20.0),
-    "n_mu": 24,
-    "n_draws": 256,
-    "temperature": 1.5,
-    "chunk": 64,
-    "poor_fit_p": 1e-3,
-    "seed": 0,
+#: The engine's options and their defaults: config section ``inference`` (the schema's defaults), except
+#: ``distance_prior``, which here is p(μ) without prior tables: "flat" or "volume" (∝ d³).
+ENGINE_OPTIONS = (
+    "n_samples",
+    "mag_floor",
+    "parallax_zero_point",
+    "mu_range",
+    "n_mu",
+    "n_draws",
+    "temperature",
+    "chunk",
+    "poor_fit_p",
+    "seed",
+)
+DEFAULTS: dict[str, Any] = {k: v for k, v in config_defaults("inference").items() if k in ENGINE_OPTIONS} | {
+    "distance_prior": "flat"
 }
+DEFAULTS["mu_range"] = tuple(DEFAULTS["mu_range"])
 
 
 @dataclass(frozen=True)
@@ -317,8 +326,7 @@ def _constant_priors(ph: Photometry, o: Mapping[str, Any]) -> Priors:
 
 
 def _chunk(grid: Grid, ph: Photometry, rng: np.random.Generator, o: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """One chunk of stars: step 1 over all nodes, step 2 over the kept ones, samples and per-star values."""
-    n = len(ph)
+    """One chunk of stars: step 1 over all nodes, step 2 over the drawn ones, samples and per-star values."""
     obs = np.isfinite(ph.mag) & np.isfinite(ph.err)
     w = np.divide(1.0, np.nan_to_num(ph.err) ** 2 + o["mag_floor"] ** 2, out=np.zeros(ph.err.shape), where=obs)
     # the parallax, and a Gaussian in μ from it where it is informative (S/N > 3)
@@ -511,7 +519,8 @@ def _summaries(samples: Mapping[str, np.ndarray], cols: Mapping[str, np.ndarray]
     out: dict[str, Any] = {}
     dist = 10 ** (samples["mu"].astype(np.float64) / 5 + 1) / 1000  # kpc
     for k, v in (*samples.items(), ("dist_kpc", dist)):
-        out[f"{k}_p16"], out[f"{k}_p50"], out[f"{k}_p84"] = np.percentile(v, [16, 50, 84], axis=1)
+        for q, val in zip(PERCENTILES, np.percentile(v, PERCENTILES, axis=1), strict=True):
+            out[f"{k}_p{q:g}"] = val
         if k != "dist_kpc":
             out[f"{k}_map"] = cols[f"{k}_map"]
     out["dist_kpc_map"] = 10 ** (cols["mu_map"] / 5 + 1) / 1000
