@@ -8,6 +8,7 @@
 #   training.smk  the data-driven stellar model fitted to the catalog -> results/model/
 #   validation.smk  test-split evaluation, one rule per paper figure, summary and report
 #                   -> results/validation/, results/figures/
+#   inference.smk   photometric inference (Eq. 19) partition by partition, summary -> results/inference/
 #
 # Run from the repository root: `make run` (sets up .venv) or `snakemake --cores all`.
 from snakemake.utils import min_version
@@ -27,6 +28,7 @@ include: "workflow/rules/dustmaps.smk"
 include: "workflow/rules/catalog.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/validation.smk"
+include: "workflow/rules/inference.smk"
 include: "workflow/rules/archives.smk"
 
 

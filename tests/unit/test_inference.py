@@ -84,7 +84,9 @@ def test_summaries_are_the_samples_percentiles_and_chi2_is_plausible(grid):
         grid, ph, mag_floor=0.02, n_samples=100, distance_prior="flat", mu_range=MU_RANGE, seed=5
     )
     np.testing.assert_allclose(table["mu_p50"], np.median(samples["mu"], axis=1))
-    np.testing.assert_allclose(table["dist_kpc_p50"], np.median(10 ** (samples["mu"] / 5 + 1) / 1000, axis=1), rtol=1e-5)
+    np.testing.assert_allclose(
+        table["dist_kpc_p50"], np.median(10 ** (samples["mu"] / 5 + 1) / 1000, axis=1), rtol=1e-5
+    )
     # the best χ² over the grid is at most that of the true node: 13 bands, 2 fitted (μ, E) plus θ
     assert np.median(table["chi2_best"]) < 13
     assert (table["p_value"] > 0.001).mean() > 0.9

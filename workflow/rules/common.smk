@@ -169,6 +169,8 @@ def default_targets():
         "results/validation/summary.json",
         "results/validation/report.md",
     ]
+    if config["inference"]["enabled"]:
+        targets.append("results/inference/summary.json")
     if external_catalog():
         targets.append(f"{CAT}/import.json")
     else:

@@ -120,7 +120,8 @@ def _input_partitions(source: str | Path, split: str | None, order: int, group: 
     import healpy as hp
 
     pix = hp.ang2pix(2**order, df["ra"].to_numpy(float), df["dec"].to_numpy(float), nest=True, lonlat=True)
-    stamp = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted([path, *path.rglob("*.parquet")])]
+    files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+    stamp = [(str(f.relative_to(path.parent)), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
     out = []
     for p in np.unique(pix[pix % n_groups == group]):
         out.append((int(p), lambda p=p: df[pix == p].assign(**{col: p}).reset_index(drop=True), [*stamp, int(p)]))
@@ -202,9 +203,24 @@ def _model_digest(model_dir: str | Path) -> str:
     return h.hexdigest()
 
 
+#: Config keys that change how the stage runs, not its results: a partition computed under other values is reused.
+RUN_KEYS = ("enabled", "groups", "threads", "mem_mb", "runtime", "gpu", "baseline_stars")
+
+
 def _partition_key(model_digest: str, cfg: Mapping[str, Any], galaxy, maps: tuple, ident: list) -> str:
-    blob = json.dumps([model_digest, dict(cfg), galaxy, [str(m) for m in maps], ident], sort_keys=True, default=str)
+    """What a partition's result depends on: the model, the options, the priors' maps and the input partition."""
+    options = {k: v for k, v in cfg.items() if k not in RUN_KEYS}
+    blob = json.dumps([model_digest, options, galaxy, _stamp(maps), ident], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _stamp(paths) -> list:
+    """Name, size and modification time of the files at ``paths`` (a folder: the files in it)."""
+    out = []
+    for p in map(Path, paths):
+        files = sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else [p] if p.is_file() else []
+        out += [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    return out
 
 
 def _stored_key(path: Path) -> bytes | None:

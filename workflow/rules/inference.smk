@@ -1,0 +1,89 @@
+# Photometric inference (paper Eq. 19): stars through the trained model partition by partition
+# (results/inference/stars/healpix_<order>=<pixel>/), one job per group of partitions, a summary and figures.
+
+INF = "results/inference"
+INF_CFG = config["inference"]
+
+
+def inference_source():
+    """The stars to infer: the catalog (its test split or all of it) or a Parquet file or folder of your own."""
+    return catalog_dataset() if INF_CFG["input"] in ("test", "catalog") else INF_CFG["input"]
+
+
+def simulated_galaxy():
+    """The simulated sky's own Galaxy (for inference.galaxy auto/simulated) where the stars come from it."""
+    return config["simulate"]["galaxy"] if truth_table() and INF_CFG["input"] in ("test", "catalog") else None
+
+
+def inference_maps():
+    """The dust maps the priors read (only with dust_prior.source map)."""
+    if INF_CFG["dust_prior"]["source"] != "map":
+        return {}
+    return {
+        "sfd": dustmap_inputs(config)["sfd"],
+        "bayestar": dustmap_inputs(config)["bayestar"],
+        "provision": rules.provision_dustmaps.output.report,
+    }
+
+
+INFERENCE_PARAMS = dict(
+    source=inference_source(),
+    split="test" if INF_CFG["input"] == "test" else None,
+    order=config["catalog"]["healpix_order"],
+    sfd_dir=config["dustmaps"]["sfd_dir"],
+    bayestar_file=config["dustmaps"]["bayestar_file"],
+    simulated_galaxy=simulated_galaxy(),
+)
+
+
+rule infer_group:
+    input:
+        model=MODEL_FILES,
+        stars=inference_source(),
+        code=code_inputs("../scripts/infer_group.py"),
+        **inference_maps(),
+    output:
+        manifest=f"{INF}/groups/{{group}}.json",
+    params:
+        options={k: v for k, v in INF_CFG.items() if k not in ("enabled", "baseline_stars")},
+        out_dir=f"{INF}/stars",
+        **INFERENCE_PARAMS,
+    wildcard_constraints:
+        group=r"\d+",
+    log:
+        f"results/logs/inference/group_{{group}}.log",
+    benchmark:
+        f"results/benchmarks/inference/group_{{group}}.tsv"
+    threads: INF_CFG["threads"]
+    resources:
+        mem_mb=INF_CFG["mem_mb"],
+        runtime=INF_CFG["runtime"],
+        gpu=INF_CFG["gpu"],  # the SLURM profile turns 1 into a GPU request
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/infer_group.py"
+
+
+rule inference_summary:
+    input:
+        manifests=expand(f"{INF}/groups/{{group}}.json", group=range(INF_CFG["groups"])),
+        model=MODEL_FILES,
+        code=code_inputs("../scripts/inference_summary.py"),
+        **({"truth": truth_table()} if truth_table() and INF_CFG["input"] in ("test", "catalog") else {}),
+        **inference_maps(),
+    output:
+        summary=f"{INF}/summary.json",
+        accuracy=f"{INF}/accuracy.csv",
+    params:
+        options=INF_CFG,
+        **INFERENCE_PARAMS,
+    log:
+        "results/logs/inference/summary.log",
+    resources:
+        mem_mb=INF_CFG["mem_mb"],
+        runtime=60,
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/inference_summary.py"
