@@ -10,6 +10,11 @@ the lazily read inputs:
 * :mod:`.reddening`: the reddening vector (Figs. 10-11) and the refitted reddening;
 * :mod:`.residuals`: scores (Figs. 12-13), residual maps and the χ² distribution;
 * :mod:`.covariance`: the Eq. 4 covariance of one star (Fig. 2).
+
+and, drawn from the inference stage's table of stars rather than the validation inputs,
+:mod:`.inference`: the inferred parameters against the truth, their calibration (PIT, coverage), Kiel and
+colour-magnitude diagrams, the inferred reddening on the sky and example posteriors
+(:func:`.inference.render_all`).
 """
 
 from .registry import FIGURES, Spec, options, render, render_doc, run_figure

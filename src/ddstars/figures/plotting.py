@@ -7,6 +7,8 @@ module selects the non-interactive Agg backend and sets the house style.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -14,6 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
+
+from ..io import atomic_path  # noqa: E402
 
 plt.rcParams.update(
     {
@@ -32,6 +36,16 @@ plt.rcParams.update(
 )
 
 LABEL_TEX = {"teff": r"$T_\mathrm{eff}$ [K]", "logg": r"$\log g$", "feh": "[Fe/H]", "ebv_fit": r"$E'$"}
+
+
+def save(fig, text: str, pdf: str | Path, png: str | Path, caption: str | Path, dpi: int = 150) -> None:
+    """Write a figure's PDF and PNG and its caption (each atomically: a file is complete or absent), then close it."""
+    for path, fmt in ((pdf, "pdf"), (png, "png")):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi)
+    plt.close(fig)
+    with atomic_path(caption) as tmp:
+        Path(tmp).write_text(text + "\n")
 
 
 def _subset(n: int, k: int, seed: int) -> np.ndarray:

@@ -222,19 +222,12 @@ def render(
     """Draw figure ``name`` and write its PDF, PNG and caption (each atomically); returns the caption.
 
     Imports the figure's own module (and with it matplotlib) here, not when the registry is imported."""
-    from ..io import atomic_path
-
     spec = FIGURES[name]
     fig, text = spec.func(inp, options(name, user_options))
-    import matplotlib.pyplot as plt  # after the figure module, which selects the Agg backend
+    from .plotting import save  # after the figure module, which selects the Agg backend
 
     text = f"{spec.paper}. {text}"
-    for path, fmt in ((pdf, "pdf"), (png, "png")):
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=dpi)
-    plt.close(fig)
-    with atomic_path(caption) as tmp:
-        Path(tmp).write_text(text + "\n")
+    save(fig, text, pdf, png, caption, dpi)
     log.info("%s: %s", name, text)
     return text
 
