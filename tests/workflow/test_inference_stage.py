@@ -37,7 +37,7 @@ def _copy_run(src: Path, dst: Path) -> None:
             shutil.copytree(src / name, dst / name, symlinks=True, ignore=shutil.ignore_patterns("locks", "incomplete"))
 
 
-def test_the_default_run_infers_the_test_split_with_calibrated_intervals(tiny_run):
+def test_the_run_infers_every_test_star_once_and_summarises_against_the_truth(tiny_run):
     workdir, cfg, done = tiny_run
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((workdir / INF / "summary.json").read_text())
@@ -48,13 +48,14 @@ def test_the_default_run_infers_the_test_split_with_calibrated_intervals(tiny_ru
     stars = pd.concat([pd.read_parquet(p) for p in parts.values()], ignore_index=True)
     assert stars["source_id"].is_unique and len(stars) == n_test
     assert stars["samples_teff"].map(len).eq(cfg["inference"].get("samples_stored", 20)).all()
-    # intervals against the simulated truth, recomputed here from the partitions (a few hundred stars: wide bounds)
+    # the summary's coverage, recomputed here from the partitions and the truth (the tiny run's model is not
+    # converged: its calibration is judged by the benchmark on the default run, the engine's by
+    # tests/unit/test_inference.py)
     truth = pd.read_parquet(workdir / "resources/simulated/truth.parquet", columns=["source_id", "dm", "true_ebv"])
     j = stars.merge(truth, on="source_id")
     valid = j["flags"] == 0
     for col, t in (("mu", j["dm"]), ("ebv", j["true_ebv"])):
         inside = ((j[f"{col}_p2.5"] <= t) & (t <= j[f"{col}_p97.5"]))[valid].mean()
-        assert 0.85 <= inside <= 1.0, (col, inside)
         assert summary["calibration_valid"][col]["c95"] == pytest.approx(inside)
     # the photometry adds to the priors: the posterior's reddening beats the prior-only baseline's
     acc = pd.read_csv(workdir / INF / "accuracy.csv")

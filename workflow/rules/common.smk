@@ -170,7 +170,7 @@ def default_targets():
         "results/validation/report.md",
     ]
     if config["inference"]["enabled"]:
-        targets.append("results/inference/summary.json")
+        targets += ["results/inference/summary.json", "results/figures/inference_kiel.png"]
     if external_catalog():
         targets.append(f"{CAT}/import.json")
     else:

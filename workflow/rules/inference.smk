@@ -87,3 +87,31 @@ rule inference_summary:
         "../../envs/training.yaml"
     script:
         "../scripts/inference_summary.py"
+
+
+INFERENCE_FIGURES = ["inference_kiel", "inference_cmd", "inference_dust", "inference_examples"]
+if truth_table() and INF_CFG["input"] in ("test", "catalog"):
+    INFERENCE_FIGURES = ["inference_truth", "inference_pit", *INFERENCE_FIGURES]
+
+
+rule inference_figures:
+    input:
+        manifests=rules.inference_summary.input.manifests,
+        model=MODEL_FILES,
+        bayestar=dustmap_inputs(config)["bayestar"],
+        code=code_inputs("../scripts/inference_figures.py"),
+        **({"truth": truth_table()} if "inference_truth" in INFERENCE_FIGURES else {}),
+    output:
+        expand(f"{FIG}/{{name}}.{{ext}}", name=INFERENCE_FIGURES, ext=("pdf", "png", "txt")),
+    params:
+        bayestar_file=config["dustmaps"]["bayestar_file"],
+        dpi=config["validation"]["dpi"],
+    log:
+        "results/logs/inference/figures.log",
+    resources:
+        mem_mb=INF_CFG["mem_mb"],
+        runtime=60,
+    conda:
+        "../../envs/validation.yaml"
+    script:
+        "../scripts/inference_figures.py"

@@ -57,7 +57,7 @@ INPUT_COLUMNS = (
     "parallax_error",
 )
 #: Input columns copied to the output beside the posterior.
-CARRIED = ("source_id", "ra", "dec", "l", "b", "mag_gaia_g", "parallax", "parallax_error")
+CARRIED = ("source_id", "ra", "dec", "l", "b", "mag_gaia_g", "mag_gaia_bp", "mag_gaia_rp", "parallax", "parallax_error")
 KEY = b"ddstars.inference.key"
 
 
@@ -195,7 +195,12 @@ def priors_for(df: pd.DataFrame, cfg: Mapping[str, Any], galaxy, sfd_dir, bayest
 
 
 def _model_digest(model_dir: str | Path) -> str:
+    """The model's files and the code a partition is computed by (this module and what it imports)."""
+    from ..codedeps import module_closure
+
     h = hashlib.sha256()
+    for f in sorted(module_closure(__name__)):
+        h.update(f.read_bytes())
     for f in sorted(Path(model_dir).glob("*")):
         if f.suffix in (".keras", ".json") and f.name != "provenance.json":
             h.update(f.name.encode())

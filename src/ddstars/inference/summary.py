@@ -218,6 +218,18 @@ def summarize(
     return summary
 
 
+def figure_table(manifests: Sequence[str | Path], truth_path: str | Path | None, bayestar_file) -> pd.DataFrame:
+    """The stage's stars joined with the truth (where known) and ``map_ebv``, the Bayestar map's median E at
+    each star's inferred median distance (NaN outside the map): the table of the stage's figures."""
+    from ..dustmaps_io import query_bayestar
+
+    stars = join_truth(read_results(manifests, None), truth_path)
+    stars["map_ebv"] = query_bayestar(
+        bayestar_file, stars["l"].to_numpy(), stars["b"].to_numpy(), stars["dist_kpc_p50"].to_numpy(), mode="median"
+    )
+    return stars
+
+
 def write_table(df: pd.DataFrame, path: str | Path) -> None:
     from ..io import atomic_path
 
