@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -141,6 +142,28 @@ def snakemake(*args: str, workdir: Path | None = None, timeout: int = 600) -> su
     if workdir is not None:
         cmd += ["--directory", str(workdir)]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def _terminal_signals() -> None:
+    """Ctrl-C as in a terminal: a run started from a background job (`cmd &` in a script, as a CI launcher may do)
+    inherits SIGINT ignored, and an ignored signal stays ignored through exec; the run under test gets the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_runner(workdir: Path, target: str, cores: int = 2, **kw) -> subprocess.Popen:
+    """`python -m ddstars.runner <target>` (what `make run` calls) on ``workdir``, in a process group of its own
+    that a test can interrupt as a terminal would (os.killpg), its output piped."""
+    cmd = [sys.executable, "-m", "ddstars.runner", target, "--cores", str(cores), "--directory", str(workdir)]
+    return subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_terminal_signals,
+        **kw,
+    )
 
 
 def write_config(workdir: Path, cfg: dict) -> None:

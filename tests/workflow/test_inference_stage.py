@@ -7,15 +7,13 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import ROOT, write_config
+from conftest import start_runner, write_config
 
 from ddstars.bands import BAND_NAMES
 from ddstars.catalog.build import read_catalog
@@ -72,18 +70,7 @@ def test_a_stopped_stage_resumes_with_only_the_missing_partitions(tiny_run, tmp_
     cfg = {**cfg, "inference": {**cfg.get("inference", {}), "groups": 1}}
     write_config(tmp_path, cfg)
     target = f"{INF}/summary.json"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "ddstars.runner", target, "--cores", "1", "--directory", str(tmp_path)]
-    first = subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env=env,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    first = start_runner(tmp_path, target, cores=1)
     t0 = time.monotonic()
     while len(_partitions(tmp_path)) < 5:
         assert first.poll() is None, first.stdout.read()[-3000:]
@@ -96,8 +83,9 @@ def test_a_stopped_stage_resumes_with_only_the_missing_partitions(tiny_run, tmp_
     assert 5 <= len(kept) < len(_partitions(reference))
     assert not list((tmp_path / INF / "stars").rglob("*.tmp"))  # no partial file is left as a partition
 
-    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
-    assert again.returncode == 0, again.stdout[-3000:]
+    again = start_runner(tmp_path, target, cores=1)
+    out, _ = again.communicate(timeout=900)
+    assert again.returncode == 0, out[-3000:]
     manifest = json.loads((tmp_path / INF / "groups/0.json").read_text())
     status = {p["pixel"]: p["status"] for p in manifest["partitions"]}
     assert {pix for pix, s in status.items() if s == "reused"} == set(kept)

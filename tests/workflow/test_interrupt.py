@@ -11,13 +11,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT, write_config
+from conftest import start_runner, write_config
 
 from ddstars.catalog.build import read_catalog
 
@@ -27,24 +26,8 @@ pytestmark = pytest.mark.workflow
 TARGET = "results/model/summary.json"  # through the sky, catalog and training stages (the figures add nothing here)
 
 
-def _terminal_signals() -> None:
-    """Ctrl-C as in a terminal: a run started from a background job (`cmd &` in a script, as a CI launcher may do)
-    inherits SIGINT ignored, and an ignored signal stays ignored through exec; the run under test gets the default."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _runner(workdir: Path, **kw) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "ddstars.runner", TARGET, "--cores", "2", "--directory", str(workdir)]
-    return subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        preexec_fn=_terminal_signals,
-        **kw,
-    )
+    return start_runner(workdir, TARGET, **kw)
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300.0) -> None:

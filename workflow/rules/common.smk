@@ -178,3 +178,45 @@ def default_targets():
         if config["backend"] == "simulated":
             targets.insert(0, "results/simulation/summary.json")
     return targets
+
+
+# --- Photometric inference (inference.smk) ---------------------------------------------------------------
+INF = "results/inference"
+INF_CFG = config["inference"]
+
+
+def inference_source():
+    """The stars to infer: the catalog (its test split or all of it) or a Parquet file or folder of your own."""
+    return catalog_dataset() if INF_CFG["input"] in ("test", "catalog") else INF_CFG["input"]
+
+
+def simulated_galaxy():
+    """The simulated sky's own Galaxy (for inference.galaxy auto/simulated) where the stars come from it."""
+    return config["simulate"]["galaxy"] if truth_table() and INF_CFG["input"] in ("test", "catalog") else None
+
+
+def inference_maps():
+    """The dust maps the priors read (only with dust_prior.source map)."""
+    if INF_CFG["dust_prior"]["source"] != "map":
+        return {}
+    return {
+        "sfd": dustmap_inputs(config)["sfd"],
+        "bayestar": dustmap_inputs(config)["bayestar"],
+        "provision": rules.provision_dustmaps.output.report,
+    }
+
+
+# paths as functions: Snakemake's lint asks that no parameter repeat an input's path as a literal
+INFERENCE_PARAMS = dict(
+    source=lambda wc: inference_source(),
+    split="test" if INF_CFG["input"] == "test" else None,
+    order=config["catalog"]["healpix_order"],
+    sfd_dir=lambda wc: config["dustmaps"]["sfd_dir"],
+    bayestar_file=lambda wc: config["dustmaps"]["bayestar_file"],
+    simulated_galaxy=simulated_galaxy(),
+)
+
+
+INFERENCE_FIGURES = ["inference_kiel", "inference_cmd", "inference_dust", "inference_examples"]
+if truth_table() and INF_CFG["input"] in ("test", "catalog"):
+    INFERENCE_FIGURES = ["inference_truth", "inference_pit", *INFERENCE_FIGURES]

@@ -1,40 +1,6 @@
 # Photometric inference (paper Eq. 19): stars through the trained model partition by partition
 # (results/inference/stars/healpix_<order>=<pixel>/), one job per group of partitions, a summary and figures.
-
-INF = "results/inference"
-INF_CFG = config["inference"]
-
-
-def inference_source():
-    """The stars to infer: the catalog (its test split or all of it) or a Parquet file or folder of your own."""
-    return catalog_dataset() if INF_CFG["input"] in ("test", "catalog") else INF_CFG["input"]
-
-
-def simulated_galaxy():
-    """The simulated sky's own Galaxy (for inference.galaxy auto/simulated) where the stars come from it."""
-    return config["simulate"]["galaxy"] if truth_table() and INF_CFG["input"] in ("test", "catalog") else None
-
-
-def inference_maps():
-    """The dust maps the priors read (only with dust_prior.source map)."""
-    if INF_CFG["dust_prior"]["source"] != "map":
-        return {}
-    return {
-        "sfd": dustmap_inputs(config)["sfd"],
-        "bayestar": dustmap_inputs(config)["bayestar"],
-        "provision": rules.provision_dustmaps.output.report,
-    }
-
-
-INFERENCE_PARAMS = dict(
-    source=inference_source(),
-    split="test" if INF_CFG["input"] == "test" else None,
-    order=config["catalog"]["healpix_order"],
-    sfd_dir=config["dustmaps"]["sfd_dir"],
-    bayestar_file=config["dustmaps"]["bayestar_file"],
-    simulated_galaxy=simulated_galaxy(),
-)
-
+# Paths and helpers: common.smk.
 
 rule infer_group:
     input:
@@ -89,11 +55,6 @@ rule inference_summary:
         "../scripts/inference_summary.py"
 
 
-INFERENCE_FIGURES = ["inference_kiel", "inference_cmd", "inference_dust", "inference_examples"]
-if truth_table() and INF_CFG["input"] in ("test", "catalog"):
-    INFERENCE_FIGURES = ["inference_truth", "inference_pit", *INFERENCE_FIGURES]
-
-
 rule inference_figures:
     input:
         manifests=rules.inference_summary.input.manifests,
@@ -104,7 +65,7 @@ rule inference_figures:
     output:
         expand(f"{FIG}/{{name}}.{{ext}}", name=INFERENCE_FIGURES, ext=("pdf", "png", "txt")),
     params:
-        bayestar_file=config["dustmaps"]["bayestar_file"],
+        bayestar_file=INFERENCE_PARAMS["bayestar_file"],
         dpi=config["validation"]["dpi"],
     log:
         "results/logs/inference/figures.log",
