@@ -46,9 +46,11 @@ def test_jobs_go_to_slurm_with_the_profile_resources(tiny_run, tmp_path, monkeyp
         "2",
         "results/model/summary.json",  # targets: the training and one CPU job, not the figures after them
         "results/catalog/table1.md",
+        "results/inference/groups/0.json",  # one inference job, with the resources of config section inference
         "--forcerun",
         "train_model",
         "table1",
+        "infer_group",
         workdir=work,
         timeout=900,
     )
@@ -65,7 +67,11 @@ def test_jobs_go_to_slurm_with_the_profile_resources(tiny_run, tmp_path, monkeyp
     # a CPU job gets the defaults and no GPU
     assert table1[table1.index("-p") + 1] == "cpu" and table1[table1.index("--mem") + 1] == "4000"
     assert table1[table1.index("-t") + 1] == "60" and not any(a.startswith("--gpus") for a in table1)
-    assert set(calls) == {"rule_train_model", "rule_table1"}  # nothing else was submitted
+    # an inference job: the config's inference resources (memory, minutes), on the CPU partition
+    infer = next(args for name, args in calls.items() if name.startswith("rule_infer_group"))
+    assert infer[infer.index("--mem") + 1] == "4000" and infer[infer.index("-t") + 1] == "120"
+    assert infer[infer.index("-p") + 1] == "cpu" and not any(a.startswith("--gpus") for a in infer)
+    assert set(calls) == {"rule_train_model", "rule_table1", infer[infer.index("--comment") + 1]}
     assert (work / "results/model/model.keras").stat().st_size > 0
 
 
