@@ -106,10 +106,18 @@ def draw_stars(
     sight: SightlineGrid,
     pools: dict,
     rng: np.random.Generator,
+    g_range: tuple[float, float] | None = None,
+    spectroscopic: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Draw ``n`` stars of the spectroscopic parent sample with their true parameters and photometry."""
-    pop, sel = cfg["population"], cfg["selection"]
-    g_range = tuple(sel["gaia_g_range"])
+    """Draw ``n`` stars with their true parameters and photometry, true apparent G inside ``g_range``.
+
+    ``g_range``: the G window (default ``simulate.selection.gaia_g_range``, the spectroscopic parent sample's);
+    ``sight`` must have been built for the same window. ``spectroscopic``: keep only stars eligible for at
+    least one survey (footprint and target window); False keeps every star of the window (the photometric
+    sample).
+    """
+    pop = cfg["population"]
+    g_range = tuple(cfg["selection"]["gaia_g_range"] if g_range is None else g_range)
     parts: list[dict[str, np.ndarray]] = []
     have = 0
     for _ in range(50):
@@ -171,8 +179,9 @@ def draw_stars(
             t[f"true_r_{name}"] = r_vec[:, b]
             t[f"true_mag_{name}"] = app[:, b]
         _equatorial(t)
-        elig = eligibility(t, cfg)
-        keep = (app[:, G] >= g_range[0]) & (app[:, G] <= g_range[1]) & np.any(list(elig.values()), axis=0)
+        keep = (app[:, G] >= g_range[0]) & (app[:, G] <= g_range[1])
+        if spectroscopic:
+            keep &= np.any(list(eligibility(t, cfg).values()), axis=0)
         keep &= np.isfinite(app).all(axis=1) & ~too_red
         idx = np.flatnonzero(keep)[:need]
         parts.append({k: v[idx] for k, v in t.items()})
@@ -224,22 +233,63 @@ def generate(cfg: dict[str, Any], paths: dict[str, str | Path], models: Models |
     dict
         The manifest written to ``paths["manifest"]``: row counts, checksums and timings.
     """
-    missing = [k for k in (*TABLES, "truth", "manifest") if k not in paths]
+    sample = Sample(
+        n_stars=cfg["n_stars"],
+        g_range=tuple(cfg["selection"]["gaia_g_range"]),
+        spectroscopic=True,
+        tables=TABLES,
+        setup_seed=np.random.SeedSequence(cfg["seed"]).spawn(1)[0],
+        chunk_seed=np.random.SeedSequence([cfg["seed"], 1]),
+        serial=dict.fromkeys(("star", "gaia", "ps1", "unwise", "lamost", "apogee", "galah", "tmass"), 0),
+    )
+    return simulate_sample(cfg, paths, sample, models, "simulate_sky")
+
+
+@dataclass
+class Sample:
+    """What one simulated sample is: its stars, G window, tables written, random streams and first serials.
+
+    ``spectroscopic``: stars must be eligible for a survey and are assigned to surveys (:func:`make_tables`);
+    False: every star of the G window, none observed by a spectroscopic survey. ``setup_seed`` draws the first
+    chunk's isochrone pools; ``chunk_seed`` is spawned into one stream per chunk. ``serial``: the first serial
+    number of each identifier counter (``star`` and the keys :func:`make_tables` advances).
+    """
+
+    n_stars: int
+    g_range: tuple[float, float]
+    spectroscopic: bool
+    tables: tuple[str, ...]
+    setup_seed: np.random.SeedSequence
+    chunk_seed: np.random.SeedSequence
+    serial: dict[str, int]
+
+
+def simulate_sample(
+    cfg: dict[str, Any],
+    paths: dict[str, str | Path],
+    sample: Sample,
+    models: Models | None = None,
+    stage: str = "simulate_sky",
+    describe: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Draw ``sample`` chunk by chunk and write its archive tables, truth and manifest (see :func:`generate`);
+    ``describe``: entries put first in the manifest (what the sample is)."""
+    missing = [k for k in (*sample.tables, "truth", "manifest") if k not in paths]
     if missing:
-        raise KeyError(f"generate: output paths missing for {', '.join(missing)}")
+        raise KeyError(f"{stage}: output paths missing for {', '.join(missing)}")
     t_start = time.perf_counter()
     models = models or Models.build(cfg)
-    seq = np.random.SeedSequence(cfg["seed"])
-    setup_rng = np.random.default_rng(seq.spawn(1)[0])
+    setup_rng = np.random.default_rng(sample.setup_seed)
     pool_n = cfg["population"]["pool_size"]
     pools = {
         c: draw_pool(models.grid, models.bc, cfg["galaxy"][c], cfg["population"], pool_n, setup_rng) for c in COMPONENTS
     }
-    sight = build_sightline_grid(cfg, pools, models.dust, r_g_minimum(models.bc, cfg))
-    sizes = chunk_sizes(cfg["n_stars"], cfg["chunk_size"])
-    chunk_seqs = np.random.SeedSequence([cfg["seed"], 1]).spawn(len(sizes))
-    writers = {k: ParquetChunkWriter(paths[k]) for k in (*TABLES, "truth")}
-    serial = {"star": 0, "gaia": 0, "ps1": 0, "unwise": 0, "lamost": 0, "apogee": 0, "galah": 0, "tmass": 0}
+    window = {**cfg, "selection": {**cfg["selection"], "gaia_g_range": list(sample.g_range)}}
+    sight = build_sightline_grid(window, pools, models.dust, r_g_minimum(models.bc, cfg))
+    sizes = chunk_sizes(sample.n_stars, cfg["chunk_size"])
+    chunk_seqs = sample.chunk_seed.spawn(len(sizes))
+    writers = {k: ParquetChunkWriter(paths[k]) for k in (*sample.tables, "truth")}
+    serial = dict(sample.serial)
     t_all = time.perf_counter()
     try:
         for i, (size, cseq) in enumerate(zip(sizes, chunk_seqs, strict=True)):
@@ -253,9 +303,10 @@ def generate(cfg: dict[str, Any], paths: dict[str, str | Path], models: Models |
                     for c in COMPONENTS
                 }
             )
-            truth = draw_stars(size, cfg, models, sight, chunk_pools, rng)
+            truth = draw_stars(size, cfg, models, sight, chunk_pools, rng, sample.g_range, sample.spectroscopic)
             truth["star_id"] = serial["star"] + np.arange(size, dtype=np.int64)
-            tables = make_tables(truth, cfg, rng, serial)
+            tables = make_tables(truth, cfg, rng, serial, sample.spectroscopic)
+            tables = {name: tables[name] for name in sample.tables}
             for name, df in tables.items():
                 writers[name].write(df)
             writers["truth"].write(truth_frame(truth))
@@ -268,7 +319,7 @@ def generate(cfg: dict[str, Any], paths: dict[str, str | Path], models: Models |
                 ", ".join(f"{k} {len(v):,}" for k, v in tables.items()),
                 time.perf_counter() - t0,
             )
-            progress("simulate_sky", i + 1, len(sizes), time.perf_counter() - t_all, "chunks")
+            progress(stage, i + 1, len(sizes), time.perf_counter() - t_all, "chunks")
         for w in writers.values():
             w.close()
     except BaseException:
@@ -276,10 +327,11 @@ def generate(cfg: dict[str, Any], paths: dict[str, str | Path], models: Models |
             w.abort()
         raise
     manifest = {
+        **(describe or {}),
         "seed": cfg["seed"],
-        "n_stars": cfg["n_stars"],
+        "n_stars": sample.n_stars,
         "rows": {k: w.rows for k, w in writers.items()},
-        "sha256": {k: sha256(paths[k]) for k in (*TABLES, "truth")},
+        "sha256": {k: sha256(paths[k]) for k in (*sample.tables, "truth")},
         "runtime_s": round(time.perf_counter() - t_start, 2),
     }
     write_json(manifest, paths["manifest"])
@@ -287,29 +339,39 @@ def generate(cfg: dict[str, Any], paths: dict[str, str | Path], models: Models |
 
 
 def make_tables(
-    truth: dict[str, np.ndarray], cfg: dict[str, Any], rng: np.random.Generator, serial: dict[str, int]
+    truth: dict[str, np.ndarray],
+    cfg: dict[str, Any],
+    rng: np.random.Generator,
+    serial: dict[str, int],
+    spectroscopic: bool = True,
 ) -> dict[str, pd.DataFrame]:
-    """All archive tables of one chunk; advances the per-table serial counters in ``serial``."""
-    assign_surveys(truth, cfg, rng)
-    gaia = surveys.gaia_table(truth, cfg, rng, serial["gaia"])
+    """All archive tables of one chunk; advances the per-table serial counters in ``serial``.
+
+    ``spectroscopic`` False: no star is assigned to a survey (every ``in_<survey>`` False) and only the tables of
+    the photometric surveys (Gaia, its best-neighbour tables, PS1, 2MASS, unWISE) are made; the truth then lacks
+    the spectroscopic surveys' columns (``<survey>_id``, their ``inj_``/``fail_`` flags).
+    """
+    if spectroscopic:
+        assign_surveys(truth, cfg, rng)
+    else:
+        for s in SURVEYS:
+            truth[f"in_{s}"] = np.zeros(len(truth["ra"]), dtype=bool)
+    frames = {"gaia": surveys.gaia_table(truth, cfg, rng, serial["gaia"])}
     truth["expect_gaia_g"] = np.ones(len(truth["ra"]), dtype=bool)
-    lamost = surveys.lamost_table(truth, cfg, rng, serial["lamost"])
-    apogee = surveys.apogee_table(truth, cfg, rng, serial["apogee"])
-    galah = surveys.galah_table(truth, cfg, rng, serial["galah"])
-    ps1 = surveys.ps1_table(truth, cfg, rng, serial["ps1"])
-    tmass = surveys.tmass_table(truth, cfg, rng)
-    unwise = surveys.unwise_table(truth, cfg, rng, serial["unwise"])
-    best = surveys.best_neighbour_tables(truth, ps1, tmass, serial["tmass"])
-    serial["gaia"] += len(gaia)
-    serial["ps1"] += len(ps1)
-    serial["unwise"] += len(unwise)
-    serial["lamost"] += len(lamost)
-    serial["apogee"] += len(apogee)
-    serial["galah"] += len(galah)
+    if spectroscopic:
+        frames["lamost"] = surveys.lamost_table(truth, cfg, rng, serial["lamost"])
+        frames["apogee"] = surveys.apogee_table(truth, cfg, rng, serial["apogee"])
+        frames["galah"] = surveys.galah_table(truth, cfg, rng, serial["galah"])
+    frames["ps1"] = surveys.ps1_table(truth, cfg, rng, serial["ps1"])
+    frames["tmass"] = surveys.tmass_table(truth, cfg, rng)
+    frames["unwise"] = surveys.unwise_table(truth, cfg, rng, serial["unwise"])
+    best = surveys.best_neighbour_tables(truth, frames["ps1"], frames["tmass"], serial["tmass"])
+    for s, frame in frames.items():
+        if s != "tmass":  # the 2MASS counter numbers the best-neighbour rows (tmass_oid)
+            serial[s] += len(frame)
     serial["tmass"] += len(best[registry.LINKS["tmass"]])
-    by_survey = dict(gaia=gaia, ps1=ps1, tmass=tmass, unwise=unwise, lamost=lamost, apogee=apogee, galah=galah)
-    frames = {registry.SURVEY_TABLES[s]: f for s, f in by_survey.items()} | best
-    return {t: frames[t] for t in TABLES}
+    by_table = {registry.SURVEY_TABLES[s]: f for s, f in frames.items()} | best
+    return {t: by_table[t] for t in TABLES if t in by_table}
 
 
 def truth_frame(truth: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -322,4 +384,4 @@ def truth_frame(truth: dict[str, np.ndarray]) -> pd.DataFrame:
     return df
 
 
-__all__ = ["Models", "TABLES", "SURVEYS", "generate"]
+__all__ = ["Models", "TABLES", "SURVEYS", "Sample", "generate", "simulate_sample"]
