@@ -179,11 +179,14 @@ def attach_photometry(
         bn = bn[bn["angular_distance"].to_numpy(float) < radius]
         if bn["source_id"].duplicated().any():
             bn = bn.sort_values(["source_id", "angular_distance"]).drop_duplicates("source_id")
-        ext = pd.Series(bn["original_ext_source_id"].to_numpy(), index=bn["source_id"].to_numpy())
-        ext_id = ext.reindex(sid)
+        ids = bn["original_ext_source_id"]
+        # integer ids (PS1 objID ~1e17) as nullable integers: a float64 reindex would round them
+        ids = ids.astype("Int64") if ids.dtype.kind in "iu" else ids
+        ext_id = pd.Series(ids.array, index=bn["source_id"].to_numpy()).reindex(sid)
         has = ext_id.notna().to_numpy()
-        clean_idx = pd.Index(clean[key]).get_indexer(ext_id.to_numpy()[has])
-        rej = pd.Index(ext_id.to_numpy()[has]).isin(rejected[key].to_numpy())
+        found = ext_id[has].to_numpy(dtype=np.int64) if ids.dtype == "Int64" else ext_id[has].to_numpy()
+        clean_idx = pd.Index(clean[key]).get_indexer(found)
+        rej = pd.Index(found).isin(rejected[key].to_numpy())
         pos = np.full(len(sid), -1, dtype=np.int64)
         pos[np.flatnonzero(has)] = clean_idx
         report[name] = {
