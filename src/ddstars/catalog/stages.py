@@ -70,6 +70,12 @@ def _stars(matched: PathLike, gaia: PathLike, columns: list[str]) -> pd.DataFram
     return g.loc[sid].reset_index()
 
 
+def photometry_radii(options: Mapping[str, Any]) -> dict[str, float]:
+    """Match radii [arcsec] of the photometric surveys matched to Gaia (``catalog.match_radius_arcsec``)."""
+    matched_to_gaia = [s for s in registry.PHOTOMETRIC if s != "gaia"]
+    return {k: v for k, v in with_defaults(options, "catalog")["match_radius_arcsec"].items() if k in matched_to_gaia}
+
+
 def run_photometry(
     matched: PathLike,
     gaia: PathLike,
@@ -84,8 +90,7 @@ def run_photometry(
     best-neighbour archive tables as ``ps1_link``, ``tmass_link`` (:data:`ddstars.registry.LINKS`).
     """
     stars = _stars(matched, gaia, ["ra", "dec"])
-    matched_to_gaia = [s for s in registry.PHOTOMETRIC if s != "gaia"]
-    radii = {k: v for k, v in with_defaults(options, "catalog")["match_radius_arcsec"].items() if k in matched_to_gaia}
+    radii = photometry_radii(options)
     phot, report = crossmatch.attach_photometry(
         stars,
         _read(tables["ps1"]),
