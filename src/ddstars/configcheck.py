@@ -246,6 +246,18 @@ def path_problems(config: Mapping[str, Any], sim_root: str = "resources/simulate
     external = catalog.get("external")
     if isinstance(external, str) and external and not Path(external).exists():
         problems.append(f"catalog.external: {external} does not exist (the catalog of your own to train on)")
+    inference = config.get("inference") if isinstance(config.get("inference"), Mapping) else {}
+    source = inference.get("input", "test")
+    if source == "photometric" and (config.get("backend", "simulated") != "simulated" or external):
+        problems.append(
+            "inference.input: 'photometric' is the simulated sky's photometric-only sample and needs backend "
+            "'simulated' without catalog.external; give test, catalog or the path of your own stars"
+        )
+    elif isinstance(source, str) and source not in ("test", "catalog", "photometric") and not Path(source).exists():
+        problems.append(
+            f"inference.input: {source} does not exist (test, catalog, photometric or the path of a Parquet file or "
+            "folder of your own stars)"
+        )
     return problems
 
 

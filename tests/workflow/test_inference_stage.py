@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import start_runner, write_config
+from conftest import snakemake, start_runner, write_config
 
 from ddstars.bands import BAND_NAMES
 from ddstars.catalog.build import read_catalog
@@ -164,3 +164,25 @@ def test_stars_of_your_own_are_checked_and_inferred(tiny_run, tmp_path):
         )
     assert not (tmp_path / "o2").exists() or not list((tmp_path / "o2").rglob("*.parquet"))
     assert pq.read_schema(next((tmp_path / "out").rglob("part-0.parquet"))).metadata[b"ddstars.inference.key"]
+
+
+def test_the_photometric_only_sample_goes_through_the_cuts_into_the_stage(tiny_run, tmp_path):
+    """inference.input photometric: the sky's stars without spectra, simulated, cut and inferred, with their truth."""
+    reference, cfg, done = tiny_run
+    assert done.returncode == 0
+    _copy_run(reference, tmp_path)
+    inference = {**cfg.get("inference", {}), "input": "photometric", "groups": 2}
+    inference["photometric_sample"] = {"n_stars": 1500, "gaia_g_range": [14.0, 18.0]}
+    write_config(tmp_path, {**cfg, "inference": inference})
+    r = snakemake("--cores", "2", f"{INF}/summary.json", workdir=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    report = json.loads((tmp_path / "results/catalog/photometric_input.json").read_text())
+    stars = pd.read_parquet(tmp_path / "results/catalog/photometric_input.parquet")
+    summary = json.loads((tmp_path / INF / "summary.json").read_text())
+    assert summary["truth"] and summary["stars"] == len(stars) == report["rows_out"]
+    assert 0 < len(stars) <= 1500
+    truth = pd.read_parquet(tmp_path / "resources/simulated/photometric/truth.parquet", columns=["source_id"])
+    assert stars["source_id"].isin(truth["source_id"]).all()
+    # none of them is a catalog (spectroscopic) star
+    cat = read_catalog(tmp_path / "results/catalog/stars", columns=["source_id"])
+    assert not stars["source_id"].isin(cat["source_id"]).any()

@@ -101,6 +101,26 @@ rule match_photometry:
         "../scripts/catalog_photometry.py"
 
 
+rule photometric_input:
+    input:
+        **{name: f"{SIM}/photometric/archives/{name}.parquet" for name in PHOT_TABLES},
+        code=code_inputs("../scripts/catalog_photometric_input.py"),
+    output:
+        table=f"{CAT}/photometric_input.parquet",
+        report=f"{CAT}/photometric_input.json",
+    params:
+        options={k: config["catalog"][k] for k in CLEAN_OPTIONS["photometric"]},
+    log:
+        "results/logs/catalog/photometric_input.log",
+    resources:
+        mem_mb=4000,
+        runtime="1h",
+    conda:
+        "../../envs/catalog.yaml"
+    script:
+        "../scripts/catalog_photometric_input.py"
+
+
 rule reddening_prior:
     input:
         matched=rules.crossmatch_spectra.output.table,

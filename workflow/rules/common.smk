@@ -25,6 +25,8 @@ from ddstars.figures import FIGURES, options as figure_options  # noqa: E402
 
 SIM = "resources/simulated"
 SIM_TABLES = list(registry.TABLES)  # every archive table of the registry (ddstars.registry)
+# the photometric-only sample's tables (rule simulate_photometric): those of the photometric surveys
+PHOT_TABLES = [t for t in SIM_TABLES if registry.TABLES[t].survey in registry.PHOTOMETRIC]
 
 
 def workflow_file(path):
@@ -186,13 +188,25 @@ INF_CFG = config["inference"]
 
 
 def inference_source():
-    """The stars to infer: the catalog (its test split or all of it) or a Parquet file or folder of your own."""
-    return catalog_dataset() if INF_CFG["input"] in ("test", "catalog") else INF_CFG["input"]
+    """The stars to infer: the catalog (its test split or all of it), the simulated sky's photometric-only sample
+    through the catalog's cuts (rule photometric_input), or a Parquet file or folder of your own."""
+    if INF_CFG["input"] in ("test", "catalog"):
+        return catalog_dataset()
+    if INF_CFG["input"] == "photometric":
+        return f"{CAT}/photometric_input.parquet"
+    return INF_CFG["input"]
+
+
+def inference_truth():
+    """The simulated truth of the stars inferred (None for stars of your own or a real catalog)."""
+    if INF_CFG["input"] == "photometric":
+        return f"{SIM}/photometric/truth.parquet"
+    return truth_table() if INF_CFG["input"] in ("test", "catalog") else None
 
 
 def simulated_galaxy():
     """The simulated sky's own Galaxy (for inference.galaxy auto/simulated) where the stars come from it."""
-    return config["simulate"]["galaxy"] if truth_table() and INF_CFG["input"] in ("test", "catalog") else None
+    return config["simulate"]["galaxy"] if inference_truth() else None
 
 
 def inference_maps():
@@ -218,5 +232,5 @@ INFERENCE_PARAMS = dict(
 
 
 INFERENCE_FIGURES = ["inference_kiel", "inference_cmd", "inference_dust", "inference_examples"]
-if truth_table() and INF_CFG["input"] in ("test", "catalog"):
+if inference_truth():
     INFERENCE_FIGURES = ["inference_truth", "inference_pit", *INFERENCE_FIGURES]

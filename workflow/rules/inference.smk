@@ -36,7 +36,7 @@ rule inference_summary:
         manifests=expand(f"{INF}/groups/{{group}}.json", group=range(INF_CFG["groups"])),
         model=MODEL_FILES,
         code=code_inputs("../scripts/inference_summary.py"),
-        **({"truth": truth_table()} if truth_table() and INF_CFG["input"] in ("test", "catalog") else {}),
+        **({"truth": inference_truth()} if inference_truth() else {}),
         **inference_maps(),
     output:
         summary=f"{INF}/summary.json",
@@ -61,7 +61,7 @@ rule inference_figures:
         model=MODEL_FILES,
         bayestar=dustmap_inputs(config)["bayestar"],
         code=code_inputs("../scripts/inference_figures.py"),
-        **({"truth": truth_table()} if "inference_truth" in INFERENCE_FIGURES else {}),
+        **({"truth": inference_truth()} if inference_truth() else {}),
     output:
         expand(f"{FIG}/{{name}}.{{ext}}", name=INFERENCE_FIGURES, ext=("pdf", "png", "txt")),
     params:

@@ -47,6 +47,29 @@ rule simulate_sky:
         "../scripts/simulate_sky.py"
 
 
+rule simulate_photometric:
+    input:
+        code=code_inputs("../scripts/simulate_photometric.py"),
+    output:
+        **{name: f"{SIM}/photometric/archives/{name}.parquet" for name in PHOT_TABLES},
+        truth=f"{SIM}/photometric/truth.parquet",
+        manifest=f"{SIM}/photometric/manifest.json",
+    params:
+        simulate=config["simulate"],
+        sample=config["inference"]["photometric_sample"],
+    log:
+        "results/logs/simulate_photometric.log",
+    benchmark:
+        "results/benchmarks/simulate_photometric.tsv"
+    resources:
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime="2h",
+    conda:
+        "../../envs/simulate.yaml"
+    script:
+        "../scripts/simulate_photometric.py"
+
+
 rule summarize_simulation:
     input:
         truth=rules.simulate_sky.output.truth,

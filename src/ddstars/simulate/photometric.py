@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from .. import registry
+from ..config import defaults as config_defaults
 from ..errors import ConfigError
 from .sky import TABLES as SKY_TABLES
 from .sky import Models, Sample, simulate_sample
@@ -47,17 +48,12 @@ from .sky import Models, Sample, simulate_sample
 #: the Gaia best-neighbour tables), in the spectroscopic sky's writing order.
 TABLES: tuple[str, ...] = tuple(t for t in SKY_TABLES if registry.TABLES[t].survey in registry.PHOTOMETRIC)
 
-#: The sample's options (``cfg["photometric"]``; later config ``simulate.photometric``). ``n_stars``: stars drawn;
-#: ``gaia_g_range``: true apparent G window [mag]; ``seed_offset`` (>= 2): the sample's random streams are
-#: ``SeedSequence([simulate.seed, seed_offset])`` (the spectroscopic sky uses ``[seed]`` and ``[seed, 1]``);
-#: ``gaia_neighbours``: also write the unrelated Gaia neighbours the spectroscopic sky has (rows without truth and
-#: with made-up colours; off, so every Gaia row of the sample is a star with truth).
-DEFAULTS: dict[str, Any] = {
-    "n_stars": 20000,
-    "gaia_g_range": [12.0, 18.0],
-    "seed_offset": 1000,
-    "gaia_neighbours": False,
-}
+#: The sample's options (``cfg["photometric"]``: config section ``inference.photometric_sample``).
+#: ``n_stars``: stars drawn; ``gaia_g_range``: true apparent G window [mag]; ``seed_offset`` (>= 2): the
+#: sample's random streams are ``SeedSequence([simulate.seed, seed_offset])`` (the spectroscopic sky uses
+#: ``[seed]`` and ``[seed, 1]``); ``gaia_neighbours``: also write the unrelated Gaia neighbours the spectroscopic
+#: sky has (rows without truth and with made-up colours; off, so every Gaia row of the sample is a star with truth).
+DEFAULTS: dict[str, Any] = config_defaults("inference.photometric_sample")  # the config schema's defaults
 
 #: First serial number of each identifier counter (see the module docstring).
 SERIAL_OFFSETS: dict[str, int] = {
