@@ -143,6 +143,7 @@ PHOTO_CLEAN = {"clean_gaia", "clean_ps1", "clean_tmass", "clean_unwise"}
 SKY = {"simulate_sky", "simulate_dustmaps"}
 MODEL_FIGURES = {f"figure_{n}" for n in FIGURES if n not in ("filters", "nonlinearity")}  # read model outputs
 VALIDATION = {"evaluate_test", "validation_summary", "validation_report"}
+INFERENCE = {"infer_group", "inference_summary", "inference_figures"}  # read the model
 COMPARE_FIGURES = {f"figure_{n}" for n, spec in FIGURES.items() if "compare_table" in spec.inputs}  # draw a 2nd model
 
 
@@ -167,11 +168,17 @@ COMPARE_FIGURES = {f"figure_{n}" for n, spec in FIGURES.items() if "compare_tabl
             "train",
             "epochs",
             3,
-            {"train_model", "all"} | VALIDATION | MODEL_FIGURES,
+            {"train_model", "all"} | VALIDATION | MODEL_FIGURES | INFERENCE,
             SKY | SPECTRO_CLEAN | PHOTO_CLEAN | {"build_catalog", "table1", "figure_filters", "figure_nonlinearity"},
         ),
         ("validation", "figures", {"chi2": {"bins": 40}}, {"figure_chi2", "validation_report", "all"}, set()),
-        ("validation", "dpi", 100, {f"figure_{n}" for n in FIGURES} | {"validation_report", "all"}, {"train_model"}),
+        (
+            "validation",
+            "dpi",
+            100,
+            {f"figure_{n}" for n in FIGURES} | {"inference_figures", "validation_report", "all"},
+            {"train_model", "infer_group"},
+        ),
         (
             "validation",
             "compare",
@@ -281,10 +288,11 @@ def test_bring_your_own_catalog(tiny_run, tmp_path):
     write_config(tmp_path, own)
     r = snakemake("-n", "--cores", "1", workdir=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
-    # no archive or catalog-building stage, and no truth to compare with
+    # no archive or catalog-building stage, and no truth to compare with; the inference's reddening prior reads the
+    # configured dust maps (here the simulated ones, made for it)
     assert jobs(r.stdout) == {"check_catalog", "import_catalog", "table1", "train_model", "all"} | VALIDATION | {
         f"figure_{n}" for n in FIGURES
-    }
+    } | INFERENCE | {"simulate_dustmaps", "provision_dustmaps"}
     r = snakemake("--cores", "2", workdir=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     validation = json.loads((tmp_path / "results/catalog/check.json").read_text())
