@@ -25,7 +25,7 @@ from ddstars.figures import FIGURES, options as figure_options  # noqa: E402
 
 SIM = "resources/simulated"
 SIM_TABLES = list(registry.TABLES)  # every archive table of the registry (ddstars.registry)
-# the photometric-only sample's tables (rule simulate_photometric): those of the photometric surveys
+# the tables of the photometric-only sample, written by simulate_photometric: the photometric surveys'
 PHOT_TABLES = [t for t in SIM_TABLES if registry.TABLES[t].survey in registry.PHOTOMETRIC]
 
 
