@@ -117,3 +117,32 @@ def test_missing_bands_widen_the_posterior_and_bad_priors_are_named(grid):
     with pytest.raises(DataError, match=r"zero or missing error in 1 row\(s\), first \[7\]"):
         posterior(grid, no_err)
     posterior(grid, no_err.subset(slice(5, 10)), mag_floor=0.02, n_samples=10)  # a floor gives it one
+
+
+def test_prior_tables_interpolate_linearly_and_hold_their_ends():
+    from ddstars.inference.engine import Priors
+
+    rng = np.random.default_rng(11)
+    mu = np.linspace(0.0, 10.0, 41)
+    tables = [rng.normal(size=(3, 41)) for _ in range(2)] + [rng.uniform(0.01, 0.1, (3, 41))]
+    pr = Priors(mu, *tables)
+    x = rng.uniform(-2.0, 12.0, (3, 5, 7))
+    got = pr.at(x)
+    for t, g in zip(tables, got, strict=True):
+        want = np.stack([np.interp(x[i], mu, t[i]) for i in range(3)])  # np.interp holds the end values too
+        np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-12)
+    with pytest.raises(DataError, match="regular"):
+        Priors(np.r_[0.0, 1.0, 3.0], *(t[:, :3] for t in tables))
+    with pytest.raises(DataError, match=r"sigma_ebv must be > 0; not in 1 row"):
+        Priors(mu, tables[0], tables[1], np.where(np.arange(3)[:, None] == 1, 0.0, tables[2]))
+
+
+def test_a_prior_without_photometry_returns_the_prior(grid):
+    """No band observed: E's posterior is its prior (truncated at 0), whatever the θ and μ."""
+    n = 300
+    nan = np.full((n, N_BANDS), np.nan)
+    e0, s0 = np.full(n, 0.3), np.full(n, 0.05)
+    ph = Photometry(nan, nan, np.full(n, np.nan), np.full(n, np.nan), e0, s0)
+    _, samples = posterior(grid, ph, n_samples=200, mu_range=MU_RANGE, seed=2)
+    e = samples["ebv"].ravel()
+    assert abs(e.mean() - 0.3) < 0.005 and abs(e.std() - 0.05) < 0.005
