@@ -228,3 +228,17 @@ def survey_of_table(table: str) -> str:
         return TABLES[table].survey
     except KeyError:
         raise KeyError(f"unknown archive table {table!r}; known: {', '.join(TABLES)}") from None
+
+
+#: Columns of the photometric inference's input (``inference.input: <path>``, and the simulated sky's
+#: photometric-only sample): NaN marks an unobserved band or a missing parallax; magnitudes in the catalog's
+#: systems (Gaia and 2MASS Vega, PS1 and unWISE AB), errors in mag with the catalog's floor, parallaxes in mas.
+INFERENCE_INPUT_COLUMNS: tuple[str, ...] = (
+    "source_id",
+    "ra",
+    "dec",
+    *(f"mag_{b.name}" for b in BANDS),
+    *(f"err_{b.name}" for b in BANDS),
+    "parallax",
+    "parallax_error",
+)

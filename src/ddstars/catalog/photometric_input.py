@@ -37,17 +37,9 @@ log = logging.getLogger(__name__)
 
 PathLike = str | Path
 
-#: The columns of the inference input (those of ``ddstars.inference.stage.INPUT_COLUMNS``; the catalog does not
-#: import the inference), with the Galactic ``l``, ``b`` after the position.
-INPUT_COLUMNS: tuple[str, ...] = (
-    "source_id",
-    "ra",
-    "dec",
-    *(f"mag_{b}" for b in BAND_NAMES),
-    *(f"err_{b}" for b in BAND_NAMES),
-    "parallax",
-    "parallax_error",
-)
+#: The columns of the inference input (``ddstars.registry.INFERENCE_INPUT_COLUMNS``); the output has the Galactic
+#: ``l``, ``b`` after the position.
+INPUT_COLUMNS: tuple[str, ...] = registry.INFERENCE_INPUT_COLUMNS
 OUTPUT_COLUMNS: tuple[str, ...] = ("source_id", "ra", "dec", "l", "b", *INPUT_COLUMNS[3:])
 #: The archive tables read, by the key of ``archive_paths`` (the registry's table names).
 TABLES: tuple[str, ...] = (*(registry.SURVEY_TABLES[s] for s in registry.PHOTOMETRIC), *registry.LINKS.values())

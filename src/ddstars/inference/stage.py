@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from .. import registry
 from ..bands import BAND_NAMES
 from ..errors import ConfigError, DataError
 from ..galactic import JURIC2008
@@ -44,18 +45,8 @@ from .priors import distance_log_prior, dust_prior_tables
 
 log = logging.getLogger(__name__)
 
-#: Columns of a Parquet file of your own stars (``inference.input: <path>``); NaN marks an unobserved band or
-#: a missing parallax. Magnitudes in the catalog's systems (Gaia and 2MASS Vega, PS1 and unWISE AB), errors in
-#: mag with the catalog's 0.02 mag floor added (or set ``inference.mag_floor``), parallaxes in mas.
-INPUT_COLUMNS = (
-    "source_id",
-    "ra",
-    "dec",
-    *(f"mag_{b}" for b in BAND_NAMES),
-    *(f"err_{b}" for b in BAND_NAMES),
-    "parallax",
-    "parallax_error",
-)
+#: Columns of a Parquet file of your own stars (``inference.input: <path>``; see the registry's definition).
+INPUT_COLUMNS = registry.INFERENCE_INPUT_COLUMNS
 #: Input columns copied to the output beside the posterior.
 CARRIED = ("source_id", "ra", "dec", "l", "b", "mag_gaia_g", "mag_gaia_bp", "mag_gaia_rp", "parallax", "parallax_error")
 KEY = b"ddstars.inference.key"
