@@ -88,7 +88,7 @@ def photometric_input(
     }
     gaia = cleaned["gaia"].table
     if len(gaia) == 0:
-        raise DataError(f"{archive_paths['gaia_source']}: no Gaia source survives the quality cuts")
+        raise DataError(f"{archive_paths[registry.SURVEY_TABLES['gaia']]}: no Gaia source survives the quality cuts")
     links = {s: archives.read_table(archive_paths[t], t) for s, t in registry.LINKS.items()}
     phot, match = crossmatch.attach_photometry(
         gaia[["source_id", "ra", "dec"]],

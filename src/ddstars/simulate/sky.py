@@ -240,7 +240,7 @@ def generate(cfg: dict[str, Any], paths: dict[str, str | Path], models: Models |
         tables=TABLES,
         setup_seed=np.random.SeedSequence(cfg["seed"]).spawn(1)[0],
         chunk_seed=np.random.SeedSequence([cfg["seed"], 1]),
-        serial=dict.fromkeys(("star", "gaia", "ps1", "unwise", "lamost", "apogee", "galah", "tmass"), 0),
+        serial=dict.fromkeys(("star", *registry.SURVEYS), 0),
     )
     return simulate_sample(cfg, paths, sample, models, "simulate_sky")
 
