@@ -46,10 +46,13 @@ def join_truth(stars: pd.DataFrame, truth_path: str | Path | None) -> pd.DataFra
     return out
 
 
-def _errors(df: pd.DataFrame, p: str, col: str = "p50") -> np.ndarray:
+def _errors(df: pd.DataFrame, p: str, truth: pd.DataFrame | None = None) -> np.ndarray:
+    """Posterior median minus truth of parameter ``p`` (distance: d50 / d_true - 1); the truth from ``truth``
+    (rows aligned with ``df``) or from ``df`` itself."""
+    t = df if truth is None else truth
     if p == "dist":
-        return df[f"dist_kpc_{col}"].to_numpy() / df["true_dist_kpc"].to_numpy() - 1
-    return df[f"{p}_{col}"].to_numpy() - df[f"true_{p}"].to_numpy()
+        return df["dist_kpc_p50"].to_numpy() / t["true_dist_kpc"].to_numpy() - 1
+    return df[f"{p}_p50"].to_numpy() - t[f"true_{p}"].to_numpy()
 
 
 def _stat(err: np.ndarray) -> dict[str, Any]:
@@ -92,16 +95,10 @@ def accuracy(df: pd.DataFrame, baseline: pd.DataFrame | None) -> pd.DataFrame:
             row = {"by": kind, "bin": name, "parameter": p, **_stat(_errors(df[m], p))}
             if base_idx is not None:
                 mb = m[base_idx]
-                st = _stat(_baseline_errors(b[mb], df[base_idx][mb], p))
+                st = _stat(_errors(b[mb], p, truth=df[base_idx][mb]))
                 row |= {"baseline_n": st["n"], "baseline_bias": st["bias"], "baseline_scatter": st["scatter"]}
             rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _baseline_errors(b: pd.DataFrame, truth: pd.DataFrame, p: str) -> np.ndarray:
-    if p == "dist":
-        return b["dist_kpc_p50"].to_numpy() / truth["true_dist_kpc"].to_numpy() - 1
-    return b[f"{p}_p50"].to_numpy() - truth[f"true_{p}"].to_numpy()
 
 
 def _label(lo: float, hi: float) -> str:
