@@ -248,11 +248,17 @@ def path_problems(config: Mapping[str, Any], sim_root: str = "resources/simulate
         problems.append(f"catalog.external: {external} does not exist (the catalog of your own to train on)")
     inference = config.get("inference") if isinstance(config.get("inference"), Mapping) else {}
     source = inference.get("input", "test")
-    if source == "photometric" and (config.get("backend", "simulated") != "simulated" or external):
+    backend = config.get("backend", "simulated")
+    if source == "photometric" and backend == "simulated" and external:
         problems.append(
-            "inference.input: 'photometric' is the simulated sky's photometric-only sample and needs backend "
-            "'simulated' without catalog.external; give test, catalog or the path of your own stars"
+            "inference.input: 'photometric' with backend 'simulated' is the built-in sky's photometric-only sample, "
+            "not stars for a model of catalog.external; give test, catalog, the path of your own stars, or backend "
+            "remote with inference.photometric_sample.pixels"
         )
+    elif source == "photometric" and backend == "remote":
+        from .remote.services import sample_problems  # only here: it imports the archive layer
+
+        problems += sample_problems(config)
     elif isinstance(source, str) and source not in ("test", "catalog", "photometric") and not Path(source).exists():
         problems.append(
             f"inference.input: {source} does not exist (test, catalog, photometric or the path of a Parquet file or "

@@ -194,6 +194,12 @@ SURVEY_TABLES: dict[str, str] = _DEFAULT.survey_tables()
 LINKS: dict[str, str] = _DEFAULT.links()
 
 
+#: Gaia source_id // GAIA_HEALPIX_FACTOR is the source's level-GAIA_HEALPIX_LEVEL NESTED HEALPix index (ICRS), in
+#: Gaia DR2 and DR3 alike (the gaia_source data model).
+GAIA_HEALPIX_LEVEL = 12
+GAIA_HEALPIX_FACTOR = 2**35
+
+
 # Green et al. (2021) Table 1: the catalog's stars, those with parallax S/N > 5 and those with each band
 # (the spectroscopic surveys' counts are their Survey.paper_n).
 PAPER_TABLE1_N = 2888361

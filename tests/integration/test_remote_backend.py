@@ -82,17 +82,24 @@ def expected_tables(served: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         np.concatenate([served[t][ra].to_numpy(float) for t, (ra, _) in SPECTRO_POSITIONS.items()]) * u.deg,
         np.concatenate([served[t][dec].to_numpy(float) for t, (_, dec) in SPECTRO_POSITIONS.items()]) * u.deg,
     )
-    out["gaia_source"] = _near(served["gaia_source"], targets, 0.2)  # the paper's 0.2" around the spectra
-    ids = set(out["gaia_source"]["source_id"])
+    out |= off_gaia(served, _near(served["gaia_source"], targets, 0.2))  # the paper's 0.2" around the spectra
+    for t, df in out.items():
+        assert len(df) > 0, t
+    return out
+
+
+def off_gaia(served: dict[str, pd.DataFrame], gaia: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The rows of the photometric tables that hang off the Gaia sources ``gaia``: their best neighbours, the PS1
+    and 2MASS rows these name, the unWISE sources within 0.4″."""
+    out = {"gaia_source": gaia}
+    ids = set(gaia["source_id"])
     for bn in ("panstarrs1_best_neighbour", "tmass_best_neighbour"):
         out[bn] = served[bn][served[bn]["source_id"].isin(ids)]
     ps1 = served["ps1_mean_object"]
     out["ps1_mean_object"] = ps1[ps1["objID"].isin(set(out["panstarrs1_best_neighbour"]["original_ext_source_id"]))]
     psc = served["tmass_psc"]
     out["tmass_psc"] = psc[psc["designation"].isin(set(out["tmass_best_neighbour"]["original_ext_source_id"]))]
-    out["unwise"] = _near(served["unwise"], _coords(out["gaia_source"], "ra", "dec"), 0.4)  # unWISE at 0.4"
-    for t, df in out.items():
-        assert len(df) > 0, t
+    out["unwise"] = _near(served["unwise"], _coords(gaia, "ra", "dec"), 0.4)
     return out
 
 
@@ -536,3 +543,54 @@ def test_the_workflow_runs_one_job_per_chunk_and_resumes_with_the_missing_ones(
     assert r.returncode == 0, r.stderr[-2000:]
     assert {"plan_galah_dr2", "fetch_galah_dr2", "plan_gaia_source", "fetch_gaia_source"} <= jobs(r.stdout)
     assert not jobs(r.stdout) & {"plan_lamost_dr5_ddpayne", "plan_apogee_dr16_allstar"}
+
+
+# ------------------------------------------------------------------------------ the photometric sample
+def test_the_photometric_sample_of_a_list_of_pixels_goes_from_the_archives_to_the_inference_input(
+    tap_server, sdss_server, expected, tmp_path
+):
+    """backend remote, inference.input photometric: the Snakemake CLI fetches the Gaia sources of 3 HEALPix pixels
+    in a G window (one source_id range query per pixel) and what hangs off them, and builds the inference input.
+    Each table equals the rows of the served slice selected here with healpy and pandas; the input equals the one
+    built from those rows directly."""
+    import healpy as hp
+    from conftest import default_config, snakemake, write_config
+
+    from ddstars.catalog.photometric_input import photometric_input
+
+    served = tap_server.archives
+    gaia = served["gaia_source"]
+    pix = hp.ang2pix(4, gaia["ra"].to_numpy(), gaia["dec"].to_numpy(), nest=True, lonlat=True)
+    pixels = [int(p) for p in pd.Series(pix).value_counts().index[:3]]
+    g = gaia["phot_g_mean_mag"]
+    window = (round(float(g.quantile(0.05)), 2), round(float(g.quantile(0.9)), 2))
+    want = off_gaia(served, gaia[np.isin(pix, pixels) & (g >= window[0]) & (g < window[1])])
+    assert 0 < len(want["gaia_source"]) < len(gaia)
+
+    remote = remote_config(tap_server.url, sdss_server["url"], tmp_path / "raw", tap_server.names, expected)
+    del remote["archive_cache"]
+    cfg = default_config() | remote
+    cfg["inference"] = {
+        **cfg.get("inference", {}),
+        "input": "photometric",
+        "photometric_sample": {"healpix_order": 2, "pixels": pixels, "gaia_g_range": list(window)},
+    }
+    write_config(tmp_path, cfg)
+    target = "results/catalog/photometric_input.parquet"
+    r = snakemake("--cores", "2", target, workdir=tmp_path, timeout=900)
+    assert r.returncode == 0, r.stderr[:1500] + r.stderr[-1500:]
+    ran = _chunk_jobs(r.stderr)
+    assert sorted(ran) == sorted(t.replace("/", "_") for t in services.SAMPLE_TABLES)  # the sample's tables only
+    assert sorted(ran["photometric_gaia_source"]) == sorted(f"hpx2-{p}" for p in pixels)  # one query per pixel
+    served_files = {}
+    for name in services.SAMPLE_TABLES:
+        table = name.split("/")[1]
+        got = archives.read_table(tmp_path / services.archive_file(cfg, name), table)
+        assert_same_table(got, want[table], table, _archive_columns(table, cfg))
+        served_files[table] = tmp_path / f"{table}.parquet"
+        want[table].to_parquet(served_files[table])
+    direct = tmp_path / "direct.parquet"
+    photometric_input(served_files, direct, cfg["catalog"])
+    built = pd.read_parquet(tmp_path / target)
+    assert len(built) > 0.5 * len(want["gaia_source"])
+    pd.testing.assert_frame_equal(built, pd.read_parquet(direct), check_exact=True)

@@ -485,3 +485,77 @@ def test_specs_cover_every_archive_table_and_map_every_column():
     assert set(services.SPECS) == set(archives.TABLES)
     for table, spec in services.SPECS.items():
         assert set(archives.TABLES[table].columns) <= set(spec.columns.values()), table
+
+
+# ------------------------------------------------------------------------ the photometric sample by pixel
+def _sample_config(config, order, pixels, chunk_order=None, g=(12.0, 18.0)):
+    config = {**config, "inference": {"photometric_sample": {"healpix_order": order, "pixels": pixels}}}
+    config["inference"]["photometric_sample"]["gaia_g_range"] = list(g)
+    if chunk_order is not None:
+        config["remote"] = {**config["remote"], "tables": {**config["remote"]["tables"]}}
+        config["remote"]["tables"]["gaia_source"] = {"healpix_order": chunk_order}
+    return config
+
+
+def test_source_id_ranges_select_exactly_the_sources_of_each_pixel():
+    """A source lies in pixel p of order k iff its id lies in p's range: ids made as Gaia makes them (the level-12
+    pixel of the position times 2^35 plus a serial), pixels from healpy at order k."""
+    import healpy as hp
+
+    from ddstars.simulate.ids import gaia_source_id
+
+    rng = np.random.default_rng(3)
+    ra, dec = rng.uniform(0, 360, 20_000), np.degrees(np.arcsin(rng.uniform(-1, 1, 20_000)))
+    ids = gaia_source_id(ra, dec, rng.integers(0, 2**35, 20_000))
+    for order in (0, 3, 7, 12):
+        pix = hp.ang2pix(2**order, ra, dec, nest=True, lonlat=True)
+        for p in np.unique(pix)[:20]:
+            lo, hi = services.source_id_range(int(p), order)
+            assert np.array_equal((ids >= lo) & (ids < hi), pix == p), (order, p)
+    assert services.source_id_range(12 * 4**12 - 1, 12)[1] <= np.iinfo(np.int64).max  # every id fits in int64
+    with pytest.raises(ValueError, match="orders 0 … 12"):
+        services.source_id_range(0, 13)
+
+
+def test_the_sample_is_fetched_one_source_id_range_per_pixel_at_the_chunk_order(config):
+    cfg = _sample_config(config, 2, [5, 100, 5], chunk_order=3, g=(12.0, 17.5))
+    spec = services.spec_for("photometric/gaia_source", cfg)
+    assert spec.kind == "healpix" and spec.upstream == () and spec.mag_range == (12.0, 17.5)
+    plan = fetch.plan("photometric/gaia_source", cfg)
+    want = [f"hpx3-{q}" for q in [*range(20, 24), *range(400, 404)]]  # each order-2 pixel: 4 of order 3, once
+    assert list(plan) == want
+    lo, hi = services.source_id_range(20, 3)
+    adql = plan["hpx3-20"].adql
+    assert f"source_id >= {lo} AND source_id < {hi}" in adql and "FROM gaiadr2.gaia_source" in adql
+    assert "phot_g_mean_mag >= 12.0 AND phot_g_mean_mag < 17.5" in adql
+    # a coarser chunk order than the pixels': one request per pixel
+    assert list(fetch.plan("photometric/gaia_source", _sample_config(config, 2, [7], chunk_order=0))) == ["hpx2-7"]
+    # what changes the requests changes the plan rule's params (so the plan is made again)
+    assert services.request_params("photometric/gaia_source", cfg) != services.request_params(
+        "photometric/gaia_source", _sample_config(config, 2, [5, 101], chunk_order=3, g=(12.0, 17.5))
+    )
+    # the tables hanging off Gaia are queried as the catalog's, into files and caches of their own
+    ps1 = services.spec_for("photometric/panstarrs1_best_neighbour", cfg)
+    assert ps1.kind == "id_upload" and ps1.upstream == services.SPECS["panstarrs1_best_neighbour"].upstream
+    assert services.archive_file(cfg, "photometric/unwise") == services.archive_file(cfg, "unwise").parent / (
+        "photometric/unwise.parquet"
+    )
+    assert services.chunk_dir(cfg, "photometric/unwise").parts[-3:] == ("photometric", "chunks", "unwise")
+    assert fetch.cache_for(cfg).data_path("photometric/unwise", "b00000").parts[-3:] == (
+        "photometric", "unwise", "b00000.parquet",
+    )  # fmt: skip
+    with pytest.raises(KeyError, match="unknown archive table 'photometric/galah_dr2'"):
+        services.spec_for("photometric/galah_dr2", cfg)
+
+
+def test_the_sample_s_pixels_are_checked_naming_the_key(config):
+    from ddstars.configcheck import path_problems
+
+    base = {"inference": {"input": "photometric"}, "backend": "remote"}
+    assert any("photometric_sample.pixels: empty" in p for p in path_problems(base))
+    bad = {**base, "inference": {"input": "photometric", "photometric_sample": {"healpix_order": 1, "pixels": [3, 48]}}}
+    assert any("pixels: 48 not HEALPix pixels of order 1 (0 … 47)" in p for p in path_problems(bad))
+    ok = {**base, "inference": {"input": "photometric", "photometric_sample": {"healpix_order": 1, "pixels": [3, 47]}}}
+    assert not [p for p in path_problems(ok) if "photometric" in p]
+    with pytest.raises(DataError, match="photometric/gaia_source: inference.photometric_sample.pixels: empty"):
+        fetch.plan("photometric/gaia_source", config)

@@ -12,7 +12,7 @@
 # core. The client enforces the same limit per request, across processes, by lock files in the cache: to allow
 # more at once, raise max_concurrent (a larger --resources remote_<service> alone only starts jobs that wait).
 # How many jobs run at once on that node in all is --cores (or local-cores in the SLURM profile).
-from ddstars.remote.services import chunk_dir, remote_config, request_params, spec_for
+from ddstars.remote.services import SAMPLE_TABLES, chunk_dir, remote_config, request_params, spec_for, split_name
 
 
 def service_resource(table):
@@ -27,25 +27,31 @@ for _service, _settings in remote_config(config)["services"].items():
 
 
 def chunk_root(table):
-    """<archive_cache>/chunks/<table>: the plan and the chunk markers of a remote archive table."""
+    """<archive_cache>/chunks/<table> (<archive_cache>/photometric/chunks/<table> for the photometric sample's):
+    the plan and the chunk markers of a remote archive table."""
     return chunk_dir(config, table)
+
+
+def rule_suffix(table):
+    """``table`` as it appears in names of jobs and logs (photometric/gaia_source -> photometric_gaia_source)."""
+    return "_".join(part for part in split_name(table) if part)
 
 
 def chunk_markers(table):
     """The chunk markers of ``table`` that its plan lists (known once the plan_<table> checkpoint has run)."""
     from ddstars.remote.fetch import read_plan  # here, not at parse time: it imports healpy, astropy, pyvo
 
-    plan_dir = getattr(checkpoints, f"plan_{table}").get().output.plan
+    plan_dir = getattr(checkpoints, f"plan_{rule_suffix(table)}").get().output.plan
     return [str(chunk_root(table) / "done" / f"{cid}.json") for cid in read_plan(plan_dir)["chunks"]]
 
 
-for _table in REMOTE_TABLES:
+for _table in REMOTE_TABLES + list(SAMPLE_TABLES):
 
     checkpoint:
         name:
-            f"plan_{_table}"
+            f"plan_{rule_suffix(_table)}"
         input:
-            **{up: str(table_path({**config, "backend": "remote"}, up)) for up in remote_upstream(_table)},
+            **remote_upstream(_table),
             code=code_inputs("../scripts/plan_archive.py"),
         output:
             plan=directory(str(chunk_root(_table) / "plan")),
@@ -54,7 +60,7 @@ for _table in REMOTE_TABLES:
             table=_table,
             request=request_params(_table, config),  # only what changes the requests (not retries, slots)
         log:
-            f"results/logs/archives/plan_{_table}.log",
+            f"results/logs/archives/plan_{rule_suffix(_table)}.log",
         conda:
             "../../envs/catalog.yaml"
         script:
@@ -62,7 +68,7 @@ for _table in REMOTE_TABLES:
 
     rule:
         name:
-            f"fetch_chunk_{_table}"
+            f"fetch_chunk_{rule_suffix(_table)}"
         input:
             plan=str(chunk_root(_table) / "plan"),
             code=code_inputs("../scripts/fetch_chunk.py"),
@@ -84,18 +90,18 @@ for _table in REMOTE_TABLES:
 
     rule:
         name:
-            f"fetch_{_table}"
+            f"fetch_{rule_suffix(_table)}"
         input:
             plan=str(chunk_root(_table) / "plan"),
             markers=lambda wc, t=_table: chunk_markers(t),
             code=code_inputs("../scripts/fetch_archive.py"),
         output:
-            table=str(table_path({**config, "backend": "remote"}, _table)),
+            table=remote_file(_table),
         localrule: True  # a concatenation; queueing it on the cluster would only add a wait between tables
         params:
             table=_table,
         log:
-            f"results/logs/archives/fetch_{_table}.log",
+            f"results/logs/archives/fetch_{rule_suffix(_table)}.log",
         resources:
             mem_mb=8000,
         conda:

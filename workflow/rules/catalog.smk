@@ -103,7 +103,7 @@ rule match_photometry:
 
 rule photometric_input:
     input:
-        **{name: f"{SIM}/photometric/archives/{name}.parquet" for name in PHOT_TABLES},
+        **photometric_tables(),
         code=code_inputs("../scripts/catalog_photometric_input.py"),
     output:
         table=f"{CAT}/photometric_input.parquet",

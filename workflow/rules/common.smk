@@ -90,13 +90,41 @@ def catalog_dataset():
     return f"{CAT}/stars"
 
 
-# Archive queries of the remote backend (archives.smk), in dependency order.
+# Archive queries of the remote backend (archives.smk), in dependency order: the catalog's tables, then the
+# photometric-only sample's (photometric/<table>: the stars of inference.photometric_sample.pixels).
 REMOTE_TABLES = list(registry.release().query_order())
 
 
-def remote_upstream(table):
-    """The archive tables whose rows ``table``'s queries need (uploads, id lists); [] for the first ones."""
-    return list(registry.TABLES[table].upstream_tables)
+def remote_file(name):
+    """The assembled file of remote table ``name`` (ddstars.remote.services.archive_file)."""
+    from ddstars.remote.services import archive_file
+
+    return str(archive_file(config, name))
+
+
+def remote_upstream(name):
+    """The files of the tables whose rows ``name``'s queries need (uploads, id lists), by archive table; {} for
+    the first ones (the spectroscopic catalogs; the photometric sample's Gaia sources, fetched by pixel)."""
+    sample, _, table = name.rpartition("/")
+    if sample and table == registry.SURVEY_TABLES["gaia"]:
+        return {}
+    return {up: remote_file(f"{sample}/{up}" if sample else up) for up in registry.TABLES[table].upstream_tables}
+
+
+def simulated_sample():
+    """inference.photometric_sample without the keys only the remote sample reads (editing its pixels reruns
+    nothing of the built-in sky)."""
+    from ddstars.remote.services import SAMPLE_REMOTE_KEYS
+
+    return {k: v for k, v in config["inference"]["photometric_sample"].items() if k not in SAMPLE_REMOTE_KEYS}
+
+
+def photometric_tables():
+    """The photometric-only sample's archive tables, by table: written by simulate_photometric (backend
+    simulated) or fetched from the archives for inference.photometric_sample.pixels (backend remote)."""
+    if config["backend"] == "remote":
+        return {t: remote_file(f"photometric/{t}") for t in PHOT_TABLES}
+    return {t: f"{SIM}/photometric/archives/{t}.parquet" for t in PHOT_TABLES}
 
 # Validation stage (validation.smk)
 VAL = "results/validation"
@@ -200,7 +228,7 @@ def inference_source():
 def inference_truth():
     """The simulated truth of the stars inferred (None for stars of your own or a real catalog)."""
     if INF_CFG["input"] == "photometric":
-        return f"{SIM}/photometric/truth.parquet"
+        return f"{SIM}/photometric/truth.parquet" if config["backend"] == "simulated" else None
     return truth_table() if INF_CFG["input"] in ("test", "catalog") else None
 
 

@@ -56,7 +56,7 @@ rule simulate_photometric:
         manifest=f"{SIM}/photometric/manifest.json",
     params:
         simulate=config["simulate"],
-        sample=config["inference"]["photometric_sample"],
+        sample=simulated_sample(),
     log:
         "results/logs/simulate_photometric.log",
     benchmark:

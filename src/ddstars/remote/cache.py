@@ -32,7 +32,8 @@ class ChunkCache:
         self.root = Path(root)
 
     def _check(self, table: str, chunk_id: str) -> None:
-        for what, v in (("table", table), ("chunk id", chunk_id)):
+        # a sample's table (photometric/gaia_source) is a folder of its own under the sample's folder
+        for what, v in (*(("table", part) for part in table.split("/", 1)), ("chunk id", chunk_id)):
             if not _CHUNK_ID.match(v):
                 raise ValueError(f"invalid {what} {v!r}: letters, digits, '_', '-' and '.' only")
 

@@ -62,8 +62,8 @@ def inputs_for(table: str, frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame |
     Position kinds get a frame with ``ra``/``dec`` (deduplicated); id kinds a frame with ``id`` (unique).
     ``range`` and ``file`` tables need no inputs (None).
     """
-    spec = sv.SPECS[table]
-    if spec.kind in ("range", "file"):
+    spec = sv.spec_for(table)
+    if spec.kind in ("range", "file", "healpix"):
         return None
     parts = []
     for up, col in spec.upstream:
@@ -153,6 +153,15 @@ def plan(
                 continue
             adql = sv.adql_range(spec, float(edges[i]), float(edges[i + 1]), last=i == spec.n_chunks - 1)
             out[f"r{i:04d}"] = Chunk(f"r{i:04d}", adql, None, _digest(adql))
+    elif spec.kind == "healpix":
+        if not spec.pixels:
+            raise DataError(f"{table}: {sv.sample_problems(config)[0]}")
+        order, pixels = sv.chunk_pixels(spec)
+        for pix in pixels:
+            cid = f"hpx{order}-{pix}"
+            if wanted(cid):
+                adql = sv.adql_healpix(spec, pix, order)
+                out[cid] = Chunk(cid, adql, None, _digest(adql))
     elif spec.kind == "file":
         url = sv.remote_config(config)["services"][spec.service]["url"].rstrip("/") + "/" + spec.remote_table
         if wanted("all"):
@@ -275,7 +284,7 @@ def write_plan(table: str, config: Mapping[str, Any], inputs: pd.DataFrame | Non
     plan_dir = Path(plan_dir)
     plan_dir.mkdir(parents=True, exist_ok=True)
     rows = None
-    if spec.kind not in ("range", "file"):
+    if spec.kind not in ("range", "file", "healpix"):
         ordered, rows = ordered_inputs(table, config, inputs)
         write_parquet(ordered, plan_dir / INPUTS_FILE)
     doc = {
@@ -396,11 +405,11 @@ def assemble(
         merged = pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
         raise DataError(f"{table}: chunks have incompatible columns ({err})") from None
-    check_schema(merged.schema, TABLES[table], f"{table} assembled from {len(paths)} chunk(s)")
+    check_schema(merged.schema, TABLES[spec.table], f"{table} assembled from {len(paths)} chunk(s)")
     if merged.num_rows == 0:
         raise DataError(f"{table}: all {len(paths)} chunk(s) are empty; nothing to write to {out_path}")
     df = merged.to_pandas()
-    key = TABLES[table].key
+    key = TABLES[spec.table].key
     if spec.kind in ("position_upload", "id_upload", "id_list"):
         df = df.drop_duplicates(subset=key, ignore_index=True)
     df = df.sort_values(key, kind="stable", ignore_index=True)

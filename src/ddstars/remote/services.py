@@ -13,7 +13,17 @@ is cut into requests that stay under the service's row and upload caps:
 * ``id_list``: sorted blocks of identifiers inlined as ``key IN (...)`` (MAST PS1, whose upload support is
   UNVERIFIED, ARCHIVES.md §3);
 * ``file``: one download of a whole file (APOGEE DR16 allStar FITS, for which no TAP service with ``PARAM`` and
-  ``FPARAM_COV`` is known, ARCHIVES.md §7).
+  ``FPARAM_COV`` is known, ARCHIVES.md §7);
+* ``healpix``: every source of the given HEALPix pixels (nested, ``pixel_order``) in a window of one magnitude,
+  one request per pixel refined to ``healpix_order``, as a ``source_id`` range (Gaia ids encode the level-12
+  pixel: the photometric sample's Gaia sources, below).
+
+**Samples.** The tables the training catalog is built from have the registry's names. The photometric-only sample
+of the inference (``inference.input: photometric`` with ``backend: remote``: stars without spectra, from the Gaia
+sources of ``inference.photometric_sample.pixels``) is a second set of the photometric tables, named
+``photometric/<table>`` (:data:`SAMPLE_TABLES`): its ``gaia_source`` is of kind ``healpix``, the tables hanging off
+Gaia are queried as the catalog's are, from the sample's Gaia sources; their files and chunks lie under
+``<archive_cache>/photometric/`` (:func:`archive_file`), their raw chunks under ``<cache_dir>/photometric/``.
 
 ``columns`` maps remote column names to the archive names of :data:`ddstars.archives.TABLES` (identity where the
 remote already uses them). The VizieR labels of LAMOST DD-Payne and GALAH DR2 are UNVERIFIED (ARCHIVES.md §6, §8):
@@ -36,7 +46,7 @@ from ..archives import TABLES, table_path
 from ..config import defaults
 from ..errors import ConfigError
 
-KINDS = ("range", "position_upload", "id_upload", "id_list", "file")
+KINDS = ("range", "position_upload", "id_upload", "id_list", "file", "healpix")
 UPLOAD_NAME = "ids"  # the uploaded table: TAP_UPLOAD.ids with columns id, or row_id/ra/dec
 
 
@@ -64,6 +74,11 @@ class QuerySpec:
     range: tuple[float, float] = (0.0, 360.0)
     n_chunks: int = 36
     upstream: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    name: str = ""  # the qualified name (``photometric/gaia_source``) of a sample's table; else ``table``
+    pixels: tuple[int, ...] = ()  # kind healpix: the pixels (nested, pixel_order) whose sources are fetched
+    pixel_order: int = 0
+    mag_column: str | None = None  # kind healpix: remote column of the magnitude window mag_range [lo, hi)
+    mag_range: tuple[float, float] | None = None
 
     def archive_name(self, remote: str) -> str:
         return self.columns.get(remote, remote)
@@ -142,10 +157,82 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def chunk_dir(config: Mapping[str, Any], table: str) -> Path:
-    """``<archive_cache>/chunks/<table>``: the plan (``plan/``) and the chunk markers (``done/<chunk>.json``) of
-    remote archive table ``table``."""
-    return table_path({**config, "backend": "remote"}, table).parent / "chunks" / table
+#: The photometric-only sample's name prefix, and its tables (qualified names) in query order: Gaia, then the
+#: tables hanging off it (best neighbours, PS1, 2MASS, unWISE).
+SAMPLE = "photometric"
+SAMPLE_TABLES: tuple[str, ...] = tuple(
+    f"{SAMPLE}/{t}" for t in SPECS if registry.TABLES[t].survey in registry.PHOTOMETRIC
+)
+#: Keys of ``inference.photometric_sample`` that only the remote sample reads (the simulated sample ignores them).
+SAMPLE_REMOTE_KEYS = ("healpix_order", "pixels")
+
+
+def split_name(name: str) -> tuple[str | None, str]:
+    """(sample, archive table) of a table name: ``photometric/gaia_source`` -> ("photometric", "gaia_source"),
+    ``gaia_source`` -> (None, "gaia_source")."""
+    sample, sep, table = name.rpartition("/")
+    if table not in SPECS or (sep and f"{sample}/{table}" not in SAMPLE_TABLES):
+        known = ", ".join((*SPECS, *SAMPLE_TABLES))
+        raise KeyError(f"unknown archive table {name!r}; known: {known}")
+    return (sample or None), table
+
+
+def archive_file(config: Mapping[str, Any], name: str) -> Path:
+    """The assembled file of remote table ``name``: ``<archive_cache>/<table>.parquet`` for the catalog's tables,
+    ``<archive_cache>/photometric/<table>.parquet`` for the photometric sample's."""
+    sample, table = split_name(name)
+    path = table_path({**config, "backend": "remote"}, table)
+    return path if sample is None else path.parent / sample / path.name
+
+
+def chunk_dir(config: Mapping[str, Any], name: str) -> Path:
+    """``<folder of its file>/chunks/<table>``: the plan (``plan/``) and the chunk markers (``done/<chunk>.json``)
+    of remote table ``name`` (:func:`archive_file`)."""
+    return archive_file(config, name).parent / "chunks" / split_name(name)[1]
+
+
+def sample_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``inference.photometric_sample`` of ``config`` over the schema's defaults."""
+    section = (config.get("inference") or {}).get("photometric_sample") or {}
+    return _merge(defaults("inference")["photometric_sample"], section)
+
+
+def sample_problems(config: Mapping[str, Any]) -> list[str]:
+    """What keeps the remote photometric sample from being fetched, one line per problem naming the key."""
+    s = sample_settings(config)
+    order, pixels = int(s["healpix_order"]), list(s["pixels"])
+    if not pixels:
+        return [
+            "inference.photometric_sample.pixels: empty; with backend remote, inference.input: photometric fetches "
+            "the stars of these HEALPix pixels (nested, ICRS, order inference.photometric_sample.healpix_order)"
+        ]
+    bad = [p for p in pixels if not 0 <= int(p) < 12 * 4**order]
+    if bad:
+        return [
+            f"inference.photometric_sample.pixels: {_names(bad)} not HEALPix pixels of order {order} "
+            f"(0 … {12 * 4**order - 1})"
+        ]
+    return []
+
+
+def _names(values: list[Any], n: int = 5) -> str:
+    return ", ".join(map(str, values[:n])) + (f" and {len(values) - n} more" if len(values) > n else "")
+
+
+def source_id_range(pixel: int, order: int) -> tuple[int, int]:
+    """[lo, hi): the Gaia ``source_id`` values of the sources in HEALPix ``pixel`` (nested, ``order`` ≤ 12)."""
+    if not 0 <= order <= registry.GAIA_HEALPIX_LEVEL:
+        raise ValueError(f"HEALPix order {order}: Gaia source ids resolve orders 0 … {registry.GAIA_HEALPIX_LEVEL}")
+    step = 4 ** (registry.GAIA_HEALPIX_LEVEL - order) * registry.GAIA_HEALPIX_FACTOR
+    return int(pixel) * step, (int(pixel) + 1) * step
+
+
+def chunk_pixels(spec: QuerySpec) -> tuple[int, list[int]]:
+    """(order, pixels) of a ``healpix`` table's requests: its pixels refined to ``healpix_order`` where that is
+    finer, sorted, each once."""
+    order = max(spec.pixel_order, spec.healpix_order)
+    k = 4 ** (order - spec.pixel_order)
+    return order, sorted({q for p in spec.pixels for q in range(int(p) * k, (int(p) + 1) * k)})
 
 
 def remote_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -160,10 +247,14 @@ def remote_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def spec_for(table: str, config: Mapping[str, Any] | None = None) -> QuerySpec:
-    """The :class:`QuerySpec` of ``table`` with the overrides of ``remote.tables.<table>`` applied."""
-    if table not in SPECS:
-        raise KeyError(f"unknown archive table {table!r}; known: {', '.join(SPECS)}")
+def spec_for(name: str, config: Mapping[str, Any] | None = None) -> QuerySpec:
+    """The :class:`QuerySpec` of table ``name`` with the overrides of ``remote.tables.<table>`` applied.
+
+    A photometric-sample table (``photometric/<table>``) takes its table's overrides too; its Gaia table is of
+    kind ``healpix``: the pixels and the G window of ``inference.photometric_sample``, one request per pixel at
+    order ``max(healpix_order of the pixels, remote.tables.gaia_source.healpix_order)``.
+    """
+    sample, table = split_name(name)
     spec = SPECS[table]
     over = remote_config(config or {})["tables"].get(table, {})
     kw = {k: over[k] for k in _TABLE_KEYS if over.get(k) is not None}
@@ -186,7 +277,21 @@ def spec_for(table: str, config: Mapping[str, Any] | None = None) -> QuerySpec:
         raise ConfigError(f"config key 'remote.tables.{table}.service': unknown service {spec.service!r}")
     if spec.mode not in ("sync", "async"):
         raise ConfigError(f"config key 'remote.tables.{table}.mode' is {spec.mode!r}; expected sync or async")
-    return spec
+    if sample is None:
+        return replace(spec, name=table)
+    spec = replace(spec, name=name)
+    if table != registry.SURVEY_TABLES["gaia"]:  # the tables hanging off Gaia: queried as the catalog's
+        return spec
+    s = sample_settings(config or {})
+    return replace(
+        spec,
+        kind="healpix",
+        upstream=(),
+        pixels=tuple(int(p) for p in s["pixels"]),
+        pixel_order=int(s["healpix_order"]),
+        mag_column=spec.remote_name("phot_g_mean_mag"),
+        mag_range=(float(s["gaia_g_range"][0]), float(s["gaia_g_range"][1])),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- ADQL
@@ -244,6 +349,17 @@ def adql_position_upload(spec: QuerySpec) -> str:
         f"JOIN TAP_UPLOAD.{UPLOAD_NAME} AS u ON 1 = CONTAINS(POINT('ICRS', t.{quote(spec.ra)}, t.{quote(spec.dec)}), "
         f"CIRCLE('ICRS', u.ra, u.dec, {radius!r}))"
     )
+
+
+def adql_healpix(spec: QuerySpec, pixel: int, order: int) -> str:
+    """The sources of one HEALPix pixel (a ``source_id`` range) in the window ``mag_range`` of ``mag_column``."""
+    lo, hi = source_id_range(pixel, order)
+    key = quote(spec.key)
+    where = f"{key} >= {lo} AND {key} < {hi}"
+    if spec.mag_column and spec.mag_range:
+        mag = quote(spec.mag_column)
+        where += f" AND {mag} >= {spec.mag_range[0]!r} AND {mag} < {spec.mag_range[1]!r}"
+    return f"SELECT {select_list(spec)} FROM {spec.remote_table} WHERE {where}"
 
 
 def adql_id_list(spec: QuerySpec, ids: list[Any]) -> str:

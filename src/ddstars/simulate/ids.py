@@ -5,8 +5,7 @@ from __future__ import annotations
 import healpy as hp
 import numpy as np
 
-GAIA_HEALPIX_LEVEL = 12
-GAIA_HEALPIX_FACTOR = 2**35  # source_id // 2**35 is the level-12 NESTED HEALPix index (Gaia DR2 datamodel)
+from ..registry import GAIA_HEALPIX_FACTOR, GAIA_HEALPIX_LEVEL
 
 
 def gaia_source_id(ra_deg: np.ndarray, dec_deg: np.ndarray, serial: np.ndarray) -> np.ndarray:
