@@ -61,3 +61,23 @@ def test_every_service_answers_a_trivial_query():
         client = TapClient(url=svc["url"], service=name, retries={"max": 2, "base_s": 1.0, "max_s": 5.0})
         table = client.query("SELECT TOP 1 * FROM TAP_SCHEMA.tables")
         assert len(table) == 1, name
+
+
+def test_the_photometric_sample_s_gaia_query_by_pixel(tmp_path):
+    """One order-9 pixel (0.013 deg², near M31) of the photometric sample: the Gaia archive answers the source_id range
+    query, and the sources returned lie in the pixel by their positions (all but a few near its edge: the id's pixel
+    is that of the position when the id was given)."""
+    import healpy as hp
+
+    order = 9
+    pixel = int(hp.ang2pix(2**order, 10.684708, 41.26875, nest=True, lonlat=True))
+    config = {
+        "remote": {"cache_dir": str(tmp_path / "cache")},
+        "inference": {"photometric_sample": {"healpix_order": order, "pixels": [pixel], "gaia_g_range": [12, 19]}},
+    }
+    name = "photometric/gaia_source"
+    chunks = fetch.plan(name, config)
+    path = fetch.fetch_chunk(name, next(iter(chunks)), config, chunks=chunks)
+    df = pd.read_parquet(fetch.assemble(name, [path], tmp_path / "g.parquet", config))
+    assert len(df) > 0 and df["phot_g_mean_mag"].between(12, 19).all()
+    assert np.mean(hp.ang2pix(2**order, df["ra"], df["dec"], nest=True, lonlat=True) == pixel) > 0.99
