@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from . import surveys
 from .dust import DustModel
 from .galaxy import COMPONENTS, OVERLAP_PAIRS, SightlineGrid, build_sightline_grid, draw_pool, in_label_window
 from .isochrones import MISTGrid
+from .rv import RVField, RVPhotometry
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +39,33 @@ class Models:
     """The physical ingredients, built once per run."""
 
     grid: MISTGrid
-    bc: BCTable
+    bc: BCTable  # F99 at the mean R_V
     dust: DustModel
+    rv_field: RVField = field(default_factory=RVField)
+    rv: RVPhotometry | None = None  # the tables over R_V when simulate.dust.rv.scatter > 0
 
     @classmethod
     def build(cls, cfg: dict[str, Any]) -> Models:
         t0 = time.perf_counter()
         grid = MISTGrid.load()
-        phot = Photometer(norm=cfg["photometry"]["extinction_norm"])
-        bc = BCTable.build(phot)
+        rv_field, rv = cls.build_rv(cfg)
+        bc = BCTable.build(Photometer(rv=rv_field.mean, norm=cfg["photometry"]["extinction_norm"]))
         log.info("isochrone grid and photometry tables built in %.1f s", time.perf_counter() - t0)
-        return cls(grid, bc, dust_model(cfg))
+        return cls(grid, bc, dust_model(cfg), rv_field, rv)
+
+    @staticmethod
+    def build_rv(cfg: dict[str, Any]) -> tuple[RVField, RVPhotometry | None]:
+        """The R_V field of ``simulate.dust.rv`` and, when it varies, the photometry tables over R_V."""
+        field = RVField.from_config(cfg)
+        return field, (RVPhotometry(field, cfg["photometry"]["extinction_norm"]) if field.varies else None)
+
+    def reddened(self, teff, feh, log_l, ebv, lon, lat) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(magnitudes at ``ebv``, reddening vectors, R_V or None): through F99 at the mean R_V, or at each
+        star's R_V of the field at (``lon``, ``lat``) when it varies."""
+        if self.rv is None:
+            return self.bc.absolute_magnitudes(teff, feh, log_l, ebv), self.bc.reddening_vector(teff, feh), None
+        rv = self.rv_field.at(lon, lat)
+        return self.rv.absolute_magnitudes(teff, feh, log_l, ebv, rv), self.rv.reddening_vector(teff, feh, rv), rv
 
 
 def dust_model(cfg: dict[str, Any]) -> DustModel:
@@ -152,7 +169,7 @@ def draw_stars(
         ebv = np.minimum(ebv, models.bc.ebv_grid[-1])
         teff, log_l = iso["teff"], iso["log_l"]
         abs_mag = models.bc.absolute_magnitudes(teff, j_feh, log_l, np.zeros(m))
-        red_mag = models.bc.absolute_magnitudes(teff, j_feh, log_l, ebv)
+        red_mag, r_vec, rv = models.reddened(teff, j_feh, log_l, ebv, lon, lat)
         dm = 5 * np.log10(d * 100.0)
         app = red_mag + dm[:, None]
         t = {
@@ -172,7 +189,8 @@ def draw_stars(
             "phase": iso["phase"],
             "true_ebv": ebv,
         }
-        r_vec = models.bc.reddening_vector(teff, j_feh)
+        if rv is not None:
+            t["true_rv"] = rv
         for b, name in enumerate(BAND_NAMES):
             t[f"true_abs_{name}"] = abs_mag[:, b]
             t[f"true_ext_{name}"] = red_mag[:, b] - abs_mag[:, b]
@@ -208,12 +226,13 @@ def chunk_sizes(n: int, chunk: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(k)]
 
 
-def r_g_minimum(bc: BCTable, cfg: dict[str, Any]) -> float:
-    """Smallest R_G over the label window (for a conservative parent-sample window)."""
+def r_g_minimum(models: Models, cfg: dict[str, Any]) -> float:
+    """Smallest R_G over the label window and the R_V of the sky (for a conservative parent-sample window)."""
     t0, t1 = cfg["population"]["teff_range_k"]
     f0, f1 = cfg["population"]["feh_range"]
     tt, ff = np.meshgrid(np.linspace(t0, t1, 40), np.linspace(f0, f1, 7))
-    return float(bc.reddening_vector(tt.ravel(), ff.ravel())[:, G].min())
+    tables = [models.bc] if models.rv is None else [models.bc, *models.rv.tables]
+    return float(min(bc.reddening_vector(tt.ravel(), ff.ravel())[:, G].min() for bc in tables))
 
 
 def generate(cfg: dict[str, Any], paths: dict[str, str | Path], models: Models | None = None) -> dict[str, Any]:
@@ -285,7 +304,7 @@ def simulate_sample(
         c: draw_pool(models.grid, models.bc, cfg["galaxy"][c], cfg["population"], pool_n, setup_rng) for c in COMPONENTS
     }
     window = {**cfg, "selection": {**cfg["selection"], "gaia_g_range": list(sample.g_range)}}
-    sight = build_sightline_grid(window, pools, models.dust, r_g_minimum(models.bc, cfg))
+    sight = build_sightline_grid(window, pools, models.dust, r_g_minimum(models, cfg))
     sizes = chunk_sizes(sample.n_stars, cfg["chunk_size"])
     chunk_seqs = sample.chunk_seed.spawn(len(sizes))
     writers = {k: ParquetChunkWriter(paths[k]) for k in (*sample.tables, "truth")}
