@@ -60,6 +60,19 @@ class Inputs:
         cols = ["source_id", "true_teff", "true_logg", "true_feh", "true_ebv", *(f"true_r_{b}" for b in BAND_NAMES)]
         return self._get("truth", lambda p: pd.read_parquet(p, columns=cols).set_index("source_id"))
 
+    @property
+    def truth_rv(self) -> pd.Series | None:
+        """Each star's true R_V by source_id, where the simulated sky's dust varies (simulate.dust.rv)."""
+
+        def load(path: str) -> pd.Series | None:
+            import pyarrow.parquet as pq
+
+            if "true_rv" not in pq.read_schema(path).names:
+                return None
+            return pd.read_parquet(path, columns=["source_id", "true_rv"]).set_index("source_id")["true_rv"]
+
+        return self._get("truth_rv", lambda _: load(self.paths["truth"])) if self.has("truth") else None
+
     def catalog(self, columns: list[str]) -> pd.DataFrame:
         from ..catalog.build import read_catalog
 

@@ -151,3 +151,80 @@ def fig_reddening_refit(inp: Inputs, o: Mapping[str, Any]):
             f"{np.std(e0 - et):.4f}), slope of E′ on E_true {s1:.3f}"
         )
     return fig, caption + "."
+
+
+def fig_residual_dust(inp: Inputs, o: Mapping[str, Any]):
+    """Variable dust after the fact (Schlafly et al. 2016): the principal direction of the residual colours of
+    reddened test stars, against F99's ∂R/∂R_V, and how the residual along it grows with E."""
+    from scipy.stats import spearmanr
+
+    from ..validation import dustvar
+
+    tb = inp.table
+    r = dustvar.residual_direction(tb, o["e_min"], o["e_clean"])
+    theta = np.median(tb[["teff", "logg", "feh"]].to_numpy(np.float64), axis=0)
+    step = 0.1
+    d_rv = (
+        theory_reddening_vector(np.array([theta[0]]), o["rv"] + step)[0]
+        - theory_reddening_vector(np.array([theta[0]]), o["rv"] - step)[0]
+    ) / (2 * step)
+    r_model = dustvar.colours_of(inp.model.reddening_vector(theta)[0])
+    theory = dustvar.without(dustvar.colours_of(d_rv), r_model)  # the refit of E absorbs the part along R
+    fig, axs = plt.subplots(1, 3, figsize=(13.5, 3.8))
+    x = np.arange(len(dustvar.BANDS))
+    if r["status"] != "ok":
+        for ax in axs:
+            ax.text(0.5, 0.5, "too few reddened or unreddened test stars", ha="center", transform=ax.transAxes)
+        caption = (
+            f"Residual analysis for variable dust: not drawn - {r['n_reddened']} test stars with E′ > {o['e_min']}"
+            f" and {r['n_clean']} with E′ < {o['e_clean']} (30 of each needed)."
+        )
+        return fig, caption
+    cos = dustvar.cosine(r["direction"], theory)
+    scale = r["scatter"] if r["scatter"] > 0 else 1.0
+    th = dustvar.unit(theory) * scale * np.sign(dustvar.unit(theory) @ r["direction"])
+    axs[0].plot(x, r["direction"] * scale, "o-", color="C0", label="residuals' principal direction × √λ")
+    axs[0].plot(x, th, "s--", color="0.4", label=f"F99 ∂R/∂R_V at R_V {o['rv']}, less its part along R (scaled)")
+    axs[0].axhline(0, color="k", lw=0.5)
+    axs[0].set_xticks(x, [f"{SHORT[b]}−G" for b in dustvar.BANDS], rotation=60, fontsize=7)
+    axs[0].set_ylabel("δR along the direction [mag / mag of E]")
+    axs[0].legend(fontsize=7)
+    # the residual along the direction against E (not divided by E): it widens with E if the law varies
+    res = tb[list(dustvar.COLUMNS)].to_numpy(np.float64)
+    e = tb["ebv_fit"].to_numpy(np.float64)
+    ok = np.isfinite(res).all(axis=1) & np.isfinite(e)
+    along = res[ok] @ r["direction"]
+    e_hi = float(np.nanpercentile(e[ok], 99))
+    axs[1].plot(e[ok], along, ",", color="0.6", alpha=0.5)
+    _percentile_lines(axs[1], e[ok], along, 20, [0.0, e_hi], color="C0")
+    axs[1].set_xlim(0, e_hi)
+    axs[1].set_ylim(*np.nanpercentile(along, [0.5, 99.5]))
+    axs[1].set_xlabel(r"$E'$ [mag]")
+    axs[1].set_ylabel("residual colours along the direction [mag]")
+    truth_note = ""
+    rv_true = inp.truth_rv
+    if rv_true is not None:
+        rv = rv_true.reindex(r["source_id"]).to_numpy(np.float64)
+        fine = np.isfinite(rv)
+        rho = float(spearmanr(r["projection"][fine], rv[fine]).statistic)
+        axs[2].plot(rv[fine], r["projection"][fine], ".", ms=2, color="C0")
+        axs[2].set_xlabel(r"true $R_V$")
+        axs[2].set_ylabel("δR̂ along the direction")
+        truth_note = f" Against the simulated truth: Spearman ρ = {rho:.2f} between δR̂ and the star's true R_V."
+    else:
+        axs[2].hist(r["projection"], bins=60, color="C0")
+        axs[2].set_xlabel("δR̂ along the direction")
+    noise = ", ".join(f"{v:.2g}" for v in r["noise_eigenvalues"])
+    caption = (
+        f"Residual analysis for variable dust (Schlafly et al. 2016 style) on {r['n_reddened']} test stars with "
+        f"E′ > {o['e_min']} mag: δR̂ = residual colours (X − G, observed − predicted, E refitted) / E′; the leading "
+        f"eigenvector of their covariance less the noise's share (the residuals of {r['n_clean']} stars with "
+        f"E′ < {o['e_clean']}, times the mean 1/E′²). λ = {r['eigenvalue']:.2g} (√λ = {r['scatter']:.3f} mag per "
+        f"mag of E; next eigenvalues {noise}, λ₁/λ₂ = {r['ratio']:.1f}: a varying law stands out of them). "
+        f"|cos| with F99's ∂R/∂R_V at R_V {o['rv']} (blackbody at the "
+        f"median test Teff {theta[0]:.0f} K, less its part along the model's R) = {cos:.2f}. Middle: the residual "
+        f"colours along the direction against E′ (16/50/84th percentiles): they widen with E′ when the law "
+        f"varies.{truth_note}"
+    )
+    fig.tight_layout()
+    return fig, caption

@@ -193,6 +193,13 @@ FIGURES: dict[str, Spec] = {
         ("table", "truth"),
         {"bins": 100, "ebv_max": 2.0},
     ),
+    "residual_dust": Spec(
+        "ddstars.figures.reddening",
+        "fig_residual_dust",
+        "§7 variable dust, after the fact",
+        ("table", "model", "truth"),
+        {"e_min": 0.3, "e_clean": 0.05, "rv": 3.1},
+    ),
     "history": Spec("ddstars.figures.training", "fig_history", "§4 training history", ("history", "rounds"), {}),
 }
 
