@@ -49,14 +49,13 @@ def _rss_mb() -> float:
 
 def coverage(n: int, cfg) -> None:
     from ddstars.catalog.build import read_catalog
-    from ddstars.inference import Grid
-    from ddstars.inference.stage import galaxy_parameters, infer_frame, priors_for
+    from ddstars.inference.stage import galaxy_parameters, grid_for, infer_frame, priors_for
     from ddstars.model import load_model
 
     icfg = cfg["inference"]
     model = load_model(ROOT / "results" / "model", outside="ignore")
     t0 = time.perf_counter()
-    grid = Grid.from_model(model, steps=tuple(icfg["grid_steps"]), theta_prior=icfg["theta_prior"])
+    grid = grid_for(model, icfg)
     t_grid = time.perf_counter() - t0
     cat = read_catalog(ROOT / "results" / "catalog" / "stars")
     test = cat[cat["split"] == "test"].reset_index(drop=True).iloc[:n]

@@ -146,3 +146,61 @@ def test_a_prior_without_photometry_returns_the_prior(grid):
     _, samples = posterior(grid, ph, n_samples=200, mu_range=MU_RANGE, seed=2)
     e = samples["ebv"].ravel()
     assert abs(e.mean() - 0.3) < 0.005 and abs(e.std() - 0.05) < 0.005
+
+
+def _domain_model(x: np.ndarray) -> StellarModel:
+    """The random-weights network of :func:`make_grid` with a training domain fitted at normalised labels ``x``."""
+    from ddstars.model.api import Domain
+
+    rng = np.random.default_rng(1)
+    shapes = [(3, 32), (32,), (32, 32), (32,), (32, 13), (13,), (3, 13), (13,)]
+    weights = network.Weights(*[rng.normal(0, 0.6, s) for s in shapes])
+    norm = likelihood.Normalisation(np.array([5500.0, 3.5, -0.4]), np.array([800.0, 1.0, 0.4]))
+    return StellarModel.from_weights(weights, norm, Domain.fit(x, x * norm.std + norm.median, cell=0.25, min_stars=5))
+
+
+def test_the_training_prior_recovers_a_narrow_feh_distribution_that_the_box_widens():
+    """Training labels of a narrow [Fe/H] population (σ 0.3 in normalised units, 1.2 domain cells) with label
+    noise 0.1: the smoothed single cells (theta_prior training) give p([Fe/H]) about as wide as the noisy labels,
+    the 27-cell box (training_box) wider by its ±1 cell; the domain's nodes are the same under both."""
+    rng = np.random.default_rng(5)
+    n = 200_000
+    true = rng.normal(0.0, [1.0, 1.0, 0.3], (n, 3))
+    x = true + rng.normal(0.0, 0.1, (n, 3))
+    model = _domain_model(x)
+    ranges = {"teff": (5100.0, 5900.0), "logg": (3.3, 3.7), "feh": (-1.15, 0.35)}
+    steps = (100.0, 0.05, 0.1)
+    grids = {p: Grid.from_model(model, ranges, steps, theta_prior=p) for p in ("training", "training_box", "flat")}
+    np.testing.assert_array_equal(grids["training"].theta, grids["training_box"].theta)
+    np.testing.assert_array_equal(grids["training"].edge, grids["training_box"].edge)
+    assert np.all(grids["flat"].log_prior == 0)
+
+    def feh_sd(g):  # the prior's [Fe/H] spread over the nodes, in normalised units
+        w = np.exp(g.log_prior)
+        f = model.norm.x(g.theta)[:, 2]
+        mean = np.average(f, weights=w)
+        return np.sqrt(np.average((f - mean) ** 2, weights=w))
+
+    want = np.hypot(0.3, 0.1)  # the noisy labels' spread
+    smooth, box = feh_sd(grids["training"]), feh_sd(grids["training_box"])
+    assert abs(smooth - want) < 0.02, (smooth, want)
+    assert box - want > 0.04 and abs(smooth - want) < 0.3 * (box - want), (smooth, box, want)
+
+
+def test_the_smoothed_density_is_the_own_cell_count_without_smoothing_and_keeps_the_stars():
+    from ddstars.errors import ConfigError
+
+    rng = np.random.default_rng(6)
+    x = rng.normal(0.0, 1.0, (20_000, 3))
+    dom = _domain_model(x).domain
+    q = rng.normal(0.0, 1.2, (500, 3))
+    own = np.array([np.sum(np.all(np.floor(x / 0.25) == np.floor(p / 0.25), axis=1)) for p in q[:50]])
+    np.testing.assert_array_equal(dom.smoothed_density(q[:50], (0.0, 0.0, 0.0)), own)
+    # smoothing moves stars between cells but keeps their number: the density at the cells' centres sums to n
+    idx = np.stack(np.meshgrid(*[np.arange(-25, 25)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    centres = (idx + 0.5) * 0.25
+    assert dom.smoothed_density(centres, (0.7, 0.7, 0.0)).sum() == pytest.approx(len(x), rel=1e-6)
+    with pytest.raises(ConfigError, match=">= 0 cells"):
+        dom.smoothed_density(q, (-1.0, 0.0, 0.0))
+    with pytest.raises(ConfigError, match="theta_prior"):
+        Grid.from_model(_domain_model(x), RANGES, STEPS, theta_prior="box")

@@ -4,7 +4,10 @@ in closed form and by quadrature.
     p(θ, μ, E | m̂, ϖ̂) ∝ N(m̂ | M(θ) + μ + E R(θ), C) · N(ϖ̂ | 10^(2 - μ/5) mas, σ_ϖ) · p(E | μ) · p(μ) · p(θ)
 
 * **θ**: the nodes of a regular grid (:class:`Grid`) where the model was trained (its training domain), with
-  M(θ) and R(θ) evaluated once; p(θ) is the training stars' density there (``theta_prior="training"``) or flat.
+  M(θ) and R(θ) evaluated once; p(θ) is the training stars' density there (``theta_prior="training"``: the
+  single cells' counts smoothed by a Gaussian of ``prior_smoothing`` cells, by default 1 in Teff and log g and
+  none in [Fe/H]; ``"training_box"``: the 27-cell box that decides the domain, wider in [Fe/H] than the
+  population) or flat.
 * **Photometry**: C diagonal, σ² + ``mag_floor``² per observed band (the catalog's errors carry its floor
   already; unobserved bands carry no weight). At a node the photometric log-likelihood is a quadratic form in
   (μ, E), built for all stars × nodes at once from matrix products over the 13 bands.
@@ -73,6 +76,13 @@ DEFAULTS: dict[str, Any] = {k: v for k, v in config_defaults("inference").items(
     "distance_prior": "flat"
 }
 DEFAULTS["mu_range"] = tuple(DEFAULTS["mu_range"])
+#: p(θ) on the grid: the training density smoothed per label (training), the domain's 27-cell box density
+#: (training_box), or flat over the domain.
+THETA_PRIORS = ("training", "training_box", "flat")
+#: The Gaussian σ [domain cells, 0.25 σ of each label] of theta_prior "training": Teff, log g, [Fe/H].
+PRIOR_SMOOTHING = tuple(config_defaults("inference")["theta_prior_smoothing"])
+#: Stars per cell added to the smoothed density, so that a domain node whose cells are empty stays possible.
+PRIOR_FLOOR = 0.1
 
 
 @dataclass(frozen=True)
@@ -123,9 +133,13 @@ class Grid:
         ranges: Mapping[str, tuple[float, float]] | None = None,
         steps: tuple[float, float, float] = (50.0, 0.05, 0.1),
         theta_prior: str = "training",
+        prior_smoothing: tuple[float, float, float] = PRIOR_SMOOTHING,
     ) -> Grid:
         """Nodes every ``steps`` (Teff [K], log g, [Fe/H]) over ``ranges`` (default: the training θ range),
-        kept where the model was trained (its domain; all nodes for a model without one)."""
+        kept where the model was trained (its domain; all nodes for a model without one). p(θ): see
+        :data:`THETA_PRIORS`; ``prior_smoothing``: the Gaussian σ [domain cells] of ``"training"``."""
+        if theta_prior not in THETA_PRIORS:
+            raise ConfigError(f"inference theta_prior is {theta_prior!r}; expected one of {', '.join(THETA_PRIORS)}")
         domain = getattr(model, "domain", None)
         if ranges is None:
             if domain is None:
@@ -150,12 +164,13 @@ class Grid:
                 edge |= ~np.roll(cube, sh, axis=ax)[core]
         edge = edge.reshape(-1)[inside]
         theta, density = theta[inside], density[inside]
-        if theta_prior == "training":
-            log_prior = np.log(density.astype(np.float64))
-        elif theta_prior == "flat":
+        if domain is None or theta_prior == "flat":
             log_prior = np.zeros(len(theta))
-        else:
-            raise ConfigError(f"inference theta_prior is {theta_prior!r}; expected 'training' or 'flat'")
+        elif theta_prior == "training_box":
+            log_prior = np.log(density.astype(np.float64))
+        else:  # the smoothed single cells; a node of the domain whose cells are empty keeps a tenth of a star
+            smooth = domain.smoothed_density(model.norm.x(theta), prior_smoothing)
+            log_prior = np.log(smooth + PRIOR_FLOOR)
         m_abs, r = (
             model.predict_absolute_magnitudes(theta, outside="ignore"),
             model.reddening_vector(theta, outside="ignore"),

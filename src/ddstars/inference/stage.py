@@ -59,6 +59,16 @@ def engine_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return o
 
 
+def grid_for(model, cfg: Mapping[str, Any]) -> Grid:
+    """The θ grid of config section ``inference`` (grid_steps, theta_prior, theta_prior_smoothing)."""
+    return Grid.from_model(
+        model,
+        steps=tuple(cfg["grid_steps"]),
+        theta_prior=cfg["theta_prior"],
+        prior_smoothing=tuple(cfg["theta_prior_smoothing"]),
+    )
+
+
 def galaxy_parameters(cfg: Mapping[str, Any], simulated_galaxy: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The Galactic density model of p(μ): None for ``distance_prior`` flat or volume."""
     if cfg["distance_prior"] != "galaxy":
@@ -283,7 +293,7 @@ def run_group(
         if grid is None:
             _threads(threads)
             model = load_model(model_dir, outside="ignore")
-            grid = Grid.from_model(model, steps=tuple(cfg["grid_steps"]), theta_prior=cfg["theta_prior"])
+            grid = grid_for(model, cfg)
             log.info("θ grid: %d nodes inside the training domain", len(grid))
         t0 = time.perf_counter()
         rows = _infer_partition(grid, reader(), cfg, galaxy, sfd_dir, bayestar_file, target, key, pix)

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from ..io import write_json
-from .engine import Grid, Photometry, posterior
-from .stage import galaxy_parameters, priors_for, read_results
+from .engine import Photometry, posterior
+from .stage import galaxy_parameters, grid_for, priors_for, read_results
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def prior_only(
     from .stage import engine_options
 
     model = load_model(model_dir, outside="ignore")
-    grid = Grid.from_model(model, steps=tuple(cfg["grid_steps"]), theta_prior=cfg["theta_prior"])
+    grid = grid_for(model, cfg)
     priors, _ = priors_for(stars, cfg, galaxy_parameters(cfg, simulated_galaxy), sfd_dir, bayestar_file)
     nan = np.full((len(stars), len(BAND_NAMES)), np.nan)
     ph = Photometry(
