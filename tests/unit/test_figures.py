@@ -269,7 +269,11 @@ def test_render_writes_the_pdf_png_and_caption(run, tmp_path):
 
 
 #: Options for the run's 600 test stars: binned maps of 40 × 40 cells need more stars for 10 in a cell.
-SPARSE = {"residual_maps": {"bins": 10}, "reddening_teff": {"bins": 10, "min_count": 3, "dr_range": [-1.0, 1.0]}}
+SPARSE = {
+    "residual_maps": {"bins": 10},
+    "reddening_teff": {"bins": 10, "min_count": 3, "dr_range": [-1.0, 1.0]},
+    "residual_dust": {"e_min": 0.1, "e_clean": 0.1},  # 30 stars each side of E′
+}
 
 
 @pytest.mark.parametrize("name", list(FIGURES))

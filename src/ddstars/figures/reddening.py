@@ -226,5 +226,4 @@ def fig_residual_dust(inp: Inputs, o: Mapping[str, Any]):
         f"colours along the direction against E′ (16/50/84th percentiles): they widen with E′ when the law "
         f"varies.{truth_note}"
     )
-    fig.tight_layout()
     return fig, caption
