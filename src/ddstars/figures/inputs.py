@@ -71,7 +71,9 @@ class Inputs:
                 return None
             return pd.read_parquet(path, columns=["source_id", "true_rv"]).set_index("source_id")["true_rv"]
 
-        return self._get("truth_rv", lambda _: load(self.paths["truth"])) if self.has("truth") else None
+        if "truth_rv" not in self._cache:
+            self._cache["truth_rv"] = load(self.paths["truth"]) if self.has("truth") else None
+        return self._cache["truth_rv"]
 
     def catalog(self, columns: list[str]) -> pd.DataFrame:
         from ..catalog.build import read_catalog

@@ -180,9 +180,11 @@ def fig_residual_dust(inp: Inputs, o: Mapping[str, Any]):
             f" and {r['n_clean']} with E′ < {o['e_clean']} (30 of each needed)."
         )
         return fig, caption
+    if r["direction"] @ theory < 0:  # orient along F99's ∂R/∂R_V: a positive δR̂ is then a higher R_V
+        r = {**r, "direction": -r["direction"], "projection": -r["projection"]}
     cos = dustvar.cosine(r["direction"], theory)
     scale = r["scatter"] if r["scatter"] > 0 else 1.0
-    th = dustvar.unit(theory) * scale * np.sign(dustvar.unit(theory) @ r["direction"])
+    th = dustvar.unit(theory) * scale
     axs[0].plot(x, r["direction"] * scale, "o-", color="C0", label="residuals' principal direction × √λ")
     axs[0].plot(x, th, "s--", color="0.4", label=f"F99 ∂R/∂R_V at R_V {o['rv']}, less its part along R (scaled)")
     axs[0].axhline(0, color="k", lw=0.5)
@@ -210,7 +212,10 @@ def fig_residual_dust(inp: Inputs, o: Mapping[str, Any]):
         axs[2].plot(rv[fine], r["projection"][fine], ".", ms=2, color="C0")
         axs[2].set_xlabel(r"true $R_V$")
         axs[2].set_ylabel("δR̂ along the direction")
-        truth_note = f" Against the simulated truth: Spearman ρ = {rho:.2f} between δR̂ and the star's true R_V."
+        truth_note = (
+            f" Right: against the simulated truth, Spearman ρ = {rho:.2f} between δR̂ (oriented along F99's "
+            "∂R/∂R_V) and the star's true R_V."
+        )
     else:
         axs[2].hist(r["projection"], bins=60, color="C0")
         axs[2].set_xlabel("δR̂ along the direction")
