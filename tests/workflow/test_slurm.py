@@ -83,6 +83,7 @@ def test_archive_queries_and_bookkeeping_run_on_the_submitting_node():
     from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
 
     from ddstars.archives import TABLES
+    from ddstars.remote.services import SAMPLE_TABLES
 
     with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
         wapi = api.workflow(
@@ -95,6 +96,8 @@ def test_archive_queries_and_bookkeeping_run_on_the_submitting_node():
         wf = wapi._workflow  # the parsed workflow; its local-rule set is what a cluster executor consults
         local = set(wf._localrules)
         names = {r.name for r in wf.rules}
-    archive_rules = {f"{kind}_{t}" for t in TABLES for kind in ("plan", "fetch_chunk", "fetch")}
+    # the catalog's archive tables and the photometric sample's (photometric/<table>: rules *_photometric_<table>)
+    tables = [*TABLES, *(t.replace("/", "_") for t in SAMPLE_TABLES)]
+    archive_rules = {f"{kind}_{t}" for t in tables for kind in ("plan", "fetch_chunk", "fetch")}
     assert archive_rules | {"all", "validation_report"} == local
     assert "train_model" in names and "train_model" not in local
