@@ -33,7 +33,7 @@ from . import likelihood
 from .covariance import from_colour
 from .data import Stars
 from .likelihood import Normalisation
-from .network import Weights, forward
+from .network import Weights, components, forward
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +214,17 @@ class StellarModel:
     def reddening_vector(self, theta: Any, outside: str | None = None) -> np.ndarray:
         """Extinction per unit reddening R(θ) = A / E [mag per mag of E(B-V), SFD scale], shape (n, 13)."""
         return self._forward(theta, outside)[1]
+
+    @property
+    def components(self) -> int:
+        """K, the reddening components (paper Eq. 20; 1 for the paper's model)."""
+        return self._w.components
+
+    def reddening_components(self, theta: Any, outside: str | None = None) -> np.ndarray:
+        """The K reddening components R_1(θ) = R(θ), R_2(θ) … R_K(θ) [mag per unit E_k], shape (n, K, 13): the
+        further ones orthogonal to R over the 13 bands and of its norm (``ddstars.model.network``)."""
+        r = self._forward(theta, outside)[1]
+        return components(self._w, self.norm.x(_theta(theta)), r)
 
     def predict_apparent(self, theta: Any, distance_modulus: Any, E: Any, outside: str | None = None) -> np.ndarray:
         """Apparent magnitudes m = M(θ) + μ + E R(θ) [mag], shape (n, 13).

@@ -321,6 +321,51 @@ def reddening_update_whitened(
     return e, var
 
 
+def reddening_update_components(
+    u: np.ndarray,
+    v: np.ndarray,
+    e0: np.ndarray,
+    var0: np.ndarray,
+    width: float,
+    e_max: float = 10.0,
+    floor: float = 0.02,
+    relative: float = 0.1,
+    var_max: float = 100.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Eqs. 8-9 for K reddening components (paper Eq. 20): the posterior of (E_1 … E_K) from the photometry and
+    the priors E_1 ~ N(e0, var0) (the dust map's, as for one component) and E_k ~ N(0, (width s)²) for k ≥ 2
+    with s = √(e0² + var0) (zero-mean, scaled by the star's prior reddening: no dust, no variation of its law).
+
+    ``u`` (n, K, 13): the whitened components W B R_k; ``v`` (n, 13): W (ĉ - c_pred(E = 0)). A linear Gaussian
+    problem, solved in closed form per star (batched K × K). E_1 is clipped to [0, e_max], the others then
+    re-solved given it; the covariance is the posterior's, with E_1's variance floored and capped as for one
+    component (its row and column rescaled with it, so it stays positive definite).
+
+    Returns (E (n, K), covariance (n, K, K)).
+    """
+    n, k = u.shape[:2]
+    prior_prec = np.zeros((n, k))
+    prior_prec[:, 0] = 1.0 / var0
+    prior_prec[:, 1:] = 1.0 / ((width**2) * (e0**2 + var0))[:, None]
+    prec = np.einsum("nkb,nlb->nkl", u, u)
+    prec[:, np.arange(k), np.arange(k)] += prior_prec
+    b = np.einsum("nkb,nb->nk", u, v)
+    b[:, 0] += e0 / var0
+    e = np.linalg.solve(prec, b[..., None])[..., 0]
+    e1 = np.clip(e[:, 0], 0.0, e_max)
+    moved = e1 != e[:, 0]
+    if moved.any():  # E_2 … E_K given the clipped E_1
+        rest = b[moved, 1:] - prec[moved, 1:, 0] * e1[moved, None]
+        e[moved, 1:] = np.linalg.solve(prec[moved, 1:, 1:], rest[..., None])[..., 0]
+    e[:, 0] = e1
+    cov = np.linalg.inv(prec)
+    var1 = np.minimum(np.maximum(cov[:, 0, 0], floor**2 + (relative * e1) ** 2), var_max)
+    scale = np.ones((n, k))
+    scale[:, 0] = np.sqrt(var1 / cov[:, 0, 0])
+    cov *= scale[:, :, None] * scale[:, None, :]
+    return e, cov
+
+
 def chi2(w: np.ndarray, delta: np.ndarray) -> np.ndarray:
     """|W Δc|² per star (Δc with NaN in unobserved components is allowed: they are zeroed first)."""
     d = np.where(np.isfinite(delta), delta, 0.0)

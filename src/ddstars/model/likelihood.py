@@ -124,6 +124,10 @@ class Evaluation:
     y: np.ndarray  # (n, 13) the target B(m - μ), 0 where unobserved
     observed: np.ndarray  # (n, 13) observed colour-space components
     n_obs: np.ndarray  # (n,) number of observed components (dof = n_obs - 1)
+    # K > 1 reddening components (paper Eq. 20) only: E_2 … E_K, B R_2 … B R_K, the covariance of E_1 … E_K
+    e_k: np.ndarray | None = None  # (n, K-1)
+    br_k: np.ndarray | None = None  # (n, K-1, 13)
+    cov_e: np.ndarray | None = None  # (n, K, K)
 
     @property
     def absolute_magnitudes(self) -> np.ndarray:
@@ -138,7 +142,10 @@ class Evaluation:
     @property
     def residual(self) -> np.ndarray:
         """Observed minus predicted (with E′) in colour space, NaN where unobserved, (n, 13)."""
-        return np.where(self.observed, self.y - self.bm - self.e[:, None] * self.br, np.nan)
+        pred = self.bm + self.e[:, None] * self.br
+        if self.e_k is not None:
+            pred = pred + np.einsum("nk,nkb->nb", self.e_k, self.br_k)
+        return np.where(self.observed, self.y - pred, np.nan)
 
 
 def evaluate_t(
@@ -154,6 +161,8 @@ def evaluate_t(
     factorised with BR and Δ appended as two more rows, which yields W_pred BR and W_pred Δ directly.
     The algebra runs in ``dtype``; E′, σ²_E′ and χ²/dof come back as float64.
     """
+    if w.components > 1:
+        return _evaluate_components_t(w, p, stars, o, sl, masked, dtype)
     infl, fall = tuple(o["diag_inflation"]), tuple(o["diag_inflation_fallback"])
     ru = o["reddening_update"]
     obs_t = np.ascontiguousarray(p.observed[sl].T)
@@ -197,6 +206,60 @@ def evaluate_t(
     return e, var_e, chi2_dof, bm, br, c_full, obs_t
 
 
+def _evaluate_components_t(
+    w: network.Weights, p: Prepared, stars: Stars, o: Mapping[str, Any], sl: slice, masked: bool, dtype=np.float64
+):
+    """:func:`evaluate_t` for K > 1 reddening components (paper Eq. 20): E (n, K) and its covariance (n, K, K)
+    from :func:`covariance.reddening_update_components`, χ²/dof with every component (dof = observed components
+    - 1, as for one: E_2 … E_K have informative priors), BR (K, 13, n), and C_full with the Jacobian of
+    M + Σ E_k R_k and Σ_kl Cov(E_k, E_l) BR_k BR_lᵀ. Float64 throughout (``dtype`` is not used: it serves the
+    training epochs' float32 whitening, which this path makes in float64 and which is cast on assignment)."""
+    infl, fall = tuple(o["diag_inflation"]), tuple(o["diag_inflation_fallback"])
+    ru = o["reddening_update"]
+    obs_t = np.ascontiguousarray(p.observed[sl].T)
+    obs_f = obs_t.astype(np.float64)
+    x = p.x[sl]
+    bm, r, j_bm, j_r = network.forward_t(w, x.T)
+    n, k = bm.shape[1], w.components
+    comps = network.components(w, x, r.T)  # (n, K, 13)
+    br = np.ascontiguousarray(cv.to_colour(comps.transpose(0, 2, 1)).transpose(2, 1, 0))  # (K, 13, n)
+    base = cv.mask_t(cv.stars_last(p.base[sl]), obs_t)
+    cov_x = cv.stars_last(p.cov_x[sl])
+    pred = cv.augmented_t(N_BANDS, k + 1, n)  # [C_pred; BR_1ᵀ … BR_Kᵀ; Δᵀ]
+    cv.jacobian_term_t(j_bm * obs_f[:, None, :], cov_x, out=pred[:N_BANDS])
+    pred[:N_BANDS] += base
+    np.multiply(br, obs_f[None], out=pred[N_BANDS : N_BANDS + k])
+    pred[N_BANDS + k] = 0.0
+    np.subtract(p.y[sl].T, bm, out=pred[N_BANDS + k], where=obs_t)
+    br_m = pred[N_BANDS : N_BANDS + k].copy()
+    wv = cv.whiten_vectors_t(pred, obs_t, infl, fall)  # (K + 1, 13, n)
+    u, v = np.moveaxis(wv[:k], -1, 0), wv[k].T  # (n, K, 13), (n, 13)
+    e0 = stars.ebv_prior[sl]
+    var0 = stars.sigma_ebv_prior[sl] ** 2
+    e, cov_e = cv.reddening_update_components(
+        u, v, e0, var0, o["extinction_width"], ru["e_max"], ru["floor"], ru["relative"], ru["var_max"]
+    )
+    z = np.einsum("nk,nkb->bn", e, u) - v.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        chi2_dof = (z * z).sum(axis=0) / (p.n_obs[sl] - 1)
+    # J of BM + Σ E_k BR_k: R's analytic, the further components' by central differences
+    j_c = cv.to_colour(np.moveaxis(j_r, -1, 0)) * e[:, 0, None, None]  # (n, 13, 3)
+    j_k = network.components_jacobian(w, x)  # (n, K-1, 13, 3)
+    j_c += np.einsum("nk,nbka->nba", e[:, 1:], cv.to_colour(j_k.transpose(0, 2, 1, 3)))
+    j_c = np.ascontiguousarray(np.moveaxis(j_c, 0, -1)) + j_bm  # (13, 3, n)
+    vecs = br_m if masked else br
+    if masked:
+        j_c *= obs_f[:, None, :]
+    red = np.einsum("kln,kin,ljn->ijn", np.moveaxis(cov_e, 0, -1), vecs, vecs)
+    if masked:
+        c_full = cv.augmented_t(N_BANDS, N_BANDS, n)
+        cv.jacobian_term_t(j_c, cov_x, out=c_full[:N_BANDS])
+        c_full[:N_BANDS] += base + red
+    else:
+        c_full = cv.stars_last(p.base[sl]) + cv.jacobian_term_t(j_c, cov_x) + red
+    return e, cov_e, chi2_dof, bm, br, c_full, obs_t
+
+
 def evaluate(
     w: network.Weights, p: Prepared, stars: Stars, o: Mapping[str, Any], sl: slice = slice(None)
 ) -> Evaluation:
@@ -205,4 +268,10 @@ def evaluate(
     ``o``: the likelihood settings of :func:`settings`. The arrays may share buffers with the next call's.
     """
     e, var_e, chi2_dof, bm, br, c_full, _ = evaluate_t(w, p, stars, o, sl, masked=False)
-    return Evaluation(e, var_e, chi2_dof, bm.T, br.T, np.moveaxis(c_full, -1, 0), p.y[sl], p.observed[sl], p.n_obs[sl])
+    c_full = np.moveaxis(c_full, -1, 0)
+    if w.components == 1:
+        return Evaluation(e, var_e, chi2_dof, bm.T, br.T, c_full, p.y[sl], p.observed[sl], p.n_obs[sl])
+    return Evaluation(
+        e[:, 0], var_e[:, 0, 0], chi2_dof, bm.T, br[0].T, c_full, p.y[sl], p.observed[sl], p.n_obs[sl],
+        e_k=e[:, 1:], br_k=np.moveaxis(br[1:], -1, 0), cov_e=var_e,
+    )  # fmt: skip

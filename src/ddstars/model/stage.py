@@ -75,6 +75,9 @@ def run_training(catalog: str | Path, out: Mapping[str, str | Path], options: Ma
             "usable": usable,
         }
     )
+    for j in range(1, model.components):  # K > 1 (paper Eq. 20): E_2 … E_K with their errors
+        red[f"ebv_fit_{j + 1}"] = state.e_k[:, j - 1]
+        red[f"sigma_ebv_fit_{j + 1}"] = np.sqrt(state.cov_e[:, j, j])
     write_parquet(red, out["reddening"])
 
     test = stars.split == "test"
@@ -88,6 +91,13 @@ def run_training(catalog: str | Path, out: Mapping[str, str | Path], options: Ma
         pred[f"M_{b}"] = m_abs[:, i]
         pred[f"R_{b}"] = r[:, i]
         pred[f"m_pred_{b}"] = m_abs[:, i] + mu + state.e[test] * r[:, i]
+    if model.components > 1:
+        comps = model.reddening_components(stars.theta[test])
+        extra = np.einsum("nk,nkb->nb", state.e_k[test], comps[:, 1:])
+        for i, b in enumerate(BAND_NAMES):
+            pred[f"m_pred_{b}"] += extra[:, i]
+        for j in range(1, model.components):
+            pred[f"ebv_fit_{j + 1}"] = state.e_k[test, j - 1]
     write_parquet(pred, out["test_predictions"])
     _csv(result.history, out["history"])
     _csv(result.rounds, out["rounds"])
@@ -116,6 +126,10 @@ def run_training(catalog: str | Path, out: Mapping[str, str | Path], options: Ma
             "total_steps": int(result.rounds["steps"].sum()),
         },
         "R_at_median_theta": dict(zip(BAND_NAMES, model.reddening_vector(median_theta)[0].tolist(), strict=True)),
+        "extinction_components": model.components,
+        "R_components_at_median_theta": [
+            dict(zip(BAND_NAMES, c.tolist(), strict=True)) for c in model.reddening_components(median_theta)[0]
+        ],
         "median_theta": median_theta.tolist(),
         "seconds": {
             "read": t_read,

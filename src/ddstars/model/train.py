@@ -149,6 +149,8 @@ class RoundState:
     chi2_dof: np.ndarray
     w: np.ndarray  # (n, 13, 13) float32 whitening matrices for training (0 where not factorisable)
     factorised: np.ndarray  # (n,) bool: the covariance could be factorised (else the star is left out)
+    e_k: np.ndarray | None = None  # (n, K-1): E_2 … E_K of a model with K > 1 reddening components
+    cov_e: np.ndarray | None = None  # (n, K, K): the covariance of E_1 … E_K (K > 1)
 
 
 def update(
@@ -174,15 +176,23 @@ def update(
     wmat = np.empty((n, N_BANDS, N_BANDS), dtype=np.float32)
     infl, fall = tuple(o["diag_inflation"]), tuple(o["diag_inflation_fallback"])
     var0_all = stars.sigma_ebv_prior**2
+    k = w.components
+    e_k = np.zeros((n, k - 1)) if k > 1 else None
+    cov_e = np.zeros((n, k, k)) if k > 1 else None
 
     def one(start: int) -> None:
         sl = slice(start, min(start + chunk, n))
         if first:
             e[sl], var_e[sl] = stars.ebv_prior[sl], var0_all[sl]
+            if k > 1:  # round 0: E_2 … E_K at their prior mean, 0
+                cov_e[sl, 0, 0] = var0_all[sl]
             obs_t = np.ascontiguousarray(p.observed[sl].T)
             a = cv.augmented_t(N_BANDS, N_BANDS, sl.stop - sl.start, dtype)
             a[:N_BANDS] = np.moveaxis(p.base[sl], 0, -1)
             cv.mask_t(a[:N_BANDS], obs_t)
+        elif k > 1:
+            e_all, cov_e[sl], chi2_dof[sl], _, _, a, obs_t = evaluate_t(w, p, stars, o, sl, True, dtype)
+            e[sl], var_e[sl], e_k[sl] = e_all[:, 0], cov_e[sl, 0, 0], e_all[:, 1:]
         else:
             e[sl], var_e[sl], chi2_dof[sl], _, _, a, obs_t = evaluate_t(w, p, stars, o, sl, True, dtype)
         wmat[sl] = cv.whitening_t(a, obs_t, infl, fall).transpose(2, 1, 0)
@@ -194,7 +204,7 @@ def update(
         wmat[~factorised] = 0.0
         chi2_dof[~factorised] = np.nan
         log.warning("%d star(s) have a covariance that cannot be factorised; left out", int((~factorised).sum()))
-    return RoundState(e, var_e, chi2_dof, wmat, factorised)
+    return RoundState(e, var_e, chi2_dof, wmat, factorised, e_k, cov_e)
 
 
 class EpochRunner:
@@ -202,7 +212,7 @@ class EpochRunner:
     ``epochs_per_call`` epochs (each epoch a fresh permutation drawn by NumPy from the seeded generator), so a
     small catalog's many short epochs do not each pay a Python round trip and a validation evaluation."""
 
-    def __init__(self, model, optimizer, batch_size: int, n_bands: int = N_BANDS):
+    def __init__(self, model, optimizer, batch_size: int, n_bands: int = N_BANDS, components: int = 1):
         import tensorflow as tf
 
         self.tf = tf
@@ -211,11 +221,19 @@ class EpochRunner:
         self.batch = batch_size
         bt = tf.constant(cv.B.T, dtype=tf.float32)
         variables = model.trainable_variables
+        k = components
 
         def batch_loss(xey, wb, wt):
-            xb, eb, yb = xey[:, :3], xey[:, 3], xey[:, 4:]
-            bm, r = model(xb, training=True)
-            pred = bm + tf.matmul(eb[:, None] * r, bt)
+            xb, eb, yb = xey[:, :3], xey[:, 3], xey[:, 3 + k :]
+            if k == 1:
+                bm, r = model(xb, training=True)
+                pred = bm + tf.matmul(eb[:, None] * r, bt)
+            else:  # paper Eq. 20: Σ_k E_k R_k, the further components orthonormalised against R
+                bm, r, *raw = model(xb, training=True)
+                a = eb[:, None] * r
+                for i, c in enumerate(network.orthonormalise_tf(r, raw)):
+                    a = a + xey[:, 4 + i, None] * c
+                pred = bm + tf.matmul(a, bt)
             # W (pred - y) as a broadcast product and a sum: XLA fuses it (a batched matvec of 13 x 13 blocks
             # was measured 15-20 % slower per step)
             z = tf.reduce_sum(wb * (pred - yb)[:, None, :], axis=2)
@@ -246,10 +264,11 @@ class EpochRunner:
         self._evaluate = evaluate
 
     def tensors(self, p: Prepared, state: RoundState):
-        """The round's training inputs: [x, E, y] (n, 3 + 1 + 13) and W (n, 13, 13), float32."""
+        """The round's training inputs: [x, E, y] (n, 3 + K + 13; E = E_1 … E_K) and W (n, 13, 13), float32."""
         tf = self.tf
+        e = state.e[:, None] if state.e_k is None else np.concatenate([state.e[:, None], state.e_k], axis=1)
         return (
-            tf.constant(np.concatenate([p.x, state.e[:, None], p.y], axis=1), tf.float32),
+            tf.constant(np.concatenate([p.x, e, p.y], axis=1), tf.float32),
             tf.constant(state.w, tf.float32),
         )
 
@@ -320,11 +339,12 @@ def train(stars: Stars, user_options: Mapping[str, Any] | None = None) -> Result
         if n_bad:
             log.warning("%s: %d star(s) have fewer than 2 observed components and are not used", s, n_bad)
 
-    model = network.build(o["hidden_units"], o["l2_hidden"], o["l1_reddening"], seed=o["seed"])
+    k = int(o["extinction_components"])
+    model = network.build(o["hidden_units"], o["l2_hidden"], o["l1_reddening"], seed=o["seed"], components=k)
     optimizer = keras.optimizers.Adam(learning_rate=o["learning_rate"], **o["adam"])
     optimizer.build(model.trainable_variables)
     sched = schedule(int(usable["train"].sum()), o)
-    runner = EpochRunner(model, optimizer, sched.batch_size)
+    runner = EpochRunner(model, optimizer, sched.batch_size, components=k)
     per_call = runner.epochs_per_call(len(sets["train"]))
     x_median = norm.x(np.median(stars.theta, axis=0)[None])
     log.info(

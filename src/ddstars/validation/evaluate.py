@@ -69,6 +69,9 @@ def evaluate(
     var_c = np.empty((n, N_BANDS))
     res = np.empty((n, len(colours)))
     var_col = np.empty((n, len(colours)))
+    k = model.components
+    e_k = np.empty((n, k - 1))  # K > 1 (paper Eq. 20): E_2 … E_K and their variances
+    var_k = np.empty((n, k - 1))
     for start in range(0, n, chunk):  # chunks of stars, vectorised inside
         sl = slice(start, min(start + chunk, n))
         # targets and covariances prepared per chunk (row by row, so the same numbers as for all stars at
@@ -81,6 +84,9 @@ def evaluate(
         n_obs[sl] = ev.n_obs
         e[sl], var_e[sl], chi2_dof[sl] = ev.e, ev.var_e, ev.chi2_dof
         bm_all[sl], br_all[sl] = ev.bm, ev.br
+        if k > 1:
+            e_k[sl] = ev.e_k
+            var_k[sl] = np.diagonal(ev.cov_e, axis1=1, axis2=2)[:, 1:]
         d = ev.residual
         dc[sl] = d
         var_c[sl] = np.diagonal(ev.c_full, axis1=1, axis2=2)
@@ -103,6 +109,8 @@ def evaluate(
         "sigma_ebv_prior": stars.sigma_ebv_prior,
         "ebv_fit": e,
         "sigma_ebv_fit": np.sqrt(var_e),
+        **{f"ebv_fit_{j + 2}": e_k[:, j] for j in range(k - 1)},
+        **{f"sigma_ebv_fit_{j + 2}": np.sqrt(var_k[:, j]) for j in range(k - 1)},
         "chi2_dof": np.where(usable, chi2_dof, np.nan),
         "chi2_dof_training": np.where(usable, chi2_train, np.nan),
         "n_dof": n_obs - 1,
