@@ -105,3 +105,26 @@ def test_a_two_component_model_saves_and_loads(two_laws, tmp_path):
     assert back.components == 2
     theta = stars.theta[:5]
     np.testing.assert_allclose(back.reddening_components(theta), m.reddening_components(theta), rtol=1e-6)
+
+
+def test_the_validation_table_and_summary_carry_the_components(two_laws):
+    from ddstars.validation import dustvar
+    from ddstars.validation.evaluate import evaluate
+
+    stars, r2, delta, res, opts = two_laws
+    model = StellarModel(res.model, res.norm)
+    test = stars.subset(stars.split == "test")
+    tb = evaluate(model, test, opts)
+    assert {"ebv_fit_2", "sigma_ebv_fit_2"} <= set(tb.columns)
+    # the residuals include E_2 R_2: with the second law fitted the χ² is no more than the noise's (below 1: the
+    # labels' covariance J Cθ Jᵀ is in C_pred too)
+    assert 0.4 < np.nanmedian(tb["chi2_dof"]) < 1.1
+    k1 = evaluate(StellarModel.from_weights(network.Weights.of(res.model).__class__(
+        *[getattr(network.Weights.of(res.model), f) for f in ("w1", "b1", "w2", "b2", "w3", "b3", "wr", "br")]),
+        res.norm), test, opts)  # fmt: skip
+    assert np.nanmedian(k1["chi2_dof"]) > 1.5 * np.nanmedian(tb["chi2_dof"])  # R alone leaves the second law
+    s = dustvar.components_stats(model, tb, None, opts["extinction_width"])
+    assert s["components"] == 2 and s["e2_over_e1"]["n"] > 50
+    # the effective degrees of freedom: E_2 decided by the photometry takes about one
+    dof = dustvar.effective_dof(tb, opts["extinction_width"])
+    assert np.all(dof <= tb["n_dof"] + 1e-9) and np.median(tb["n_dof"] - dof) > 0.5

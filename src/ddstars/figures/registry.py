@@ -200,6 +200,13 @@ FIGURES: dict[str, Spec] = {
         ("table", "model", "truth"),
         {"e_min": 0.3, "e_clean": 0.05, "rv": 3.1},
     ),
+    "extinction_components": Spec(
+        "ddstars.figures.reddening",
+        "fig_extinction_components",
+        "§7 Eq. 20 reddening components",
+        ("table", "model", "truth", "catalog"),
+        {"e_min": 0.3, "ratio_limit": 0.05},
+    ),
     "history": Spec("ddstars.figures.training", "fig_history", "§4 training history", ("history", "rounds"), {}),
 }
 

@@ -127,6 +127,7 @@ def run_training(catalog: str | Path, out: Mapping[str, str | Path], options: Ma
         },
         "R_at_median_theta": dict(zip(BAND_NAMES, model.reddening_vector(median_theta)[0].tolist(), strict=True)),
         "extinction_components": model.components,
+        "extinction_width": float(o["extinction_width"]),
         "R_components_at_median_theta": [
             dict(zip(BAND_NAMES, c.tolist(), strict=True)) for c in model.reddening_components(median_theta)[0]
         ],

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..bands import BAND_NAMES
+from ..bands import BAND_NAMES, N_R_JUDGED
 
 REFERENCE = "gaia_g"
 BANDS: tuple[str, ...] = tuple(b for b in BAND_NAMES if b != REFERENCE)
@@ -89,3 +89,83 @@ def residual_direction(table: pd.DataFrame, e_min: float = 0.3, e_clean: float =
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     """|cos| of the angle between two directions (their sign is arbitrary)."""
     return float(abs(unit(a) @ unit(b)))
+
+
+# ------------------------------------------------------------------ a model with K > 1 components (Eq. 20)
+def effective_dof(table: pd.DataFrame, width: float) -> np.ndarray:
+    """Degrees of freedom of each star's χ² under a K > 1 model: observed components - 1 (E_1, as the paper
+    counts it) - Σ_k≥2 h_k, with h_k = 1 - σ²_post(E_k) / σ²_prior(E_k) the share of a degree of freedom that
+    E_k takes from the data (0 when its prior decides it, 1 when the photometry does)."""
+    dof = table["n_dof"].to_numpy(np.float64).copy()
+    prior = (width**2) * (table["ebv_prior"].to_numpy(np.float64) ** 2 + table["sigma_ebv_prior"].to_numpy() ** 2)
+    k = 2
+    while f"sigma_ebv_fit_{k}" in table:
+        dof -= 1.0 - table[f"sigma_ebv_fit_{k}"].to_numpy(np.float64) ** 2 / prior
+        k += 1
+    return dof
+
+
+def truth_rv_derivative(table: pd.DataFrame, truth: pd.DataFrame, theta: np.ndarray, window=(300.0, 0.5, 0.3)):
+    """∂R/∂R_V of the simulated truth near θ (13,): each band's true reddening vector regressed on R_V, Teff,
+    log g and [Fe/H] over the test stars within ``window`` of θ (None when the truth has no R_V or too few stars
+    are near θ)."""
+    if "true_rv" not in truth:
+        return None
+    t = truth.reindex(table["source_id"].to_numpy())
+    lab = t[["true_teff", "true_logg", "true_feh"]].to_numpy(np.float64)
+    near = np.all(np.abs(lab - theta) < np.asarray(window), axis=1) & t["true_rv"].notna().to_numpy()
+    if near.sum() < 50:
+        return None
+    x = np.column_stack([np.ones(near.sum()), t["true_rv"].to_numpy()[near], lab[near] - theta])
+    y = t[[f"true_r_{b}" for b in BAND_NAMES]].to_numpy(np.float64)[near]
+    return np.linalg.lstsq(x, y, rcond=None)[0][1]
+
+
+def components_stats(model, table: pd.DataFrame, truth: pd.DataFrame | None, width: float, e_min: float = 0.3):
+    """What a K > 1 model found: its components at the median θ, E_2/E_1 of the reddened test stars, χ² with the
+    effective degrees of freedom, and on a simulated sky with varying R_V the comparison with the truth."""
+    from scipy.stats import spearmanr
+
+    theta = np.median(table[["teff", "logg", "feh"]].to_numpy(np.float64), axis=0)
+    comps = model.reddening_components(theta, outside="ignore")[0]
+    ok = table["usable"].to_numpy(bool) & np.isfinite(table["chi2_dof"].to_numpy(np.float64))
+    chi2 = table["chi2_dof"].to_numpy(np.float64) * table["n_dof"].to_numpy(np.float64)
+    c_eff = chi2[ok] / effective_dof(table, width)[ok]
+    hot = ok & (table["ebv_fit"].to_numpy(np.float64) > e_min)
+    with np.errstate(divide="ignore", invalid="ignore"):  # E′ = 0: no ratio (those stars are not selected)
+        ratio = table["ebv_fit_2"].to_numpy(np.float64) / table["ebv_fit"].to_numpy(np.float64)
+    med = float(np.median(ratio[hot])) if hot.any() else float("nan")
+    out: dict[str, Any] = {
+        "components": int(model.components),
+        "median_theta": theta.tolist(),
+        "R_at_median_theta": [dict(zip(BAND_NAMES, c.tolist(), strict=True)) for c in comps],
+        "e2_over_e1": {
+            "selection": f"usable test stars with E′ > {e_min}",
+            "n": int(hot.sum()),
+            "median": med,
+            "scatter": float(1.4826 * np.median(np.abs(ratio[hot] - med))) if hot.any() else float("nan"),
+        },
+        "chi2_effective_dof": {
+            "definition": "χ² / (observed components - 1 - Σ_k≥2 (1 - σ²_post(E_k)/σ²_prior(E_k))): E_k's share of a "
+            "degree of freedom counted, so that K = 1 and K > 1 compare like for like (for K = 1 the paper's)",
+            "mean_lt10": float(np.mean(c_eff[c_eff < 10])),
+            "fraction_ge5": float(np.mean(c_eff >= 5)),
+        },
+    }
+    if truth is not None and "true_rv" in truth:
+        t = truth.reindex(table["source_id"].to_numpy())
+        sel = ok & (t["true_ebv"].to_numpy(np.float64) > e_min)
+        rho = spearmanr(ratio[sel], t["true_rv"].to_numpy(np.float64)[sel]).statistic
+        d = truth_rv_derivative(table, truth, theta)
+        n = N_R_JUDGED
+        block: dict[str, Any] = {"selection": f"usable test stars with true E > {e_min}", "n": int(sel.sum())}
+        block["spearman_e2_over_e1_true_rv"] = float(abs(rho))
+        if d is not None:
+            d_perp = without(d[:n], comps[0][:n])
+            block["dR_dRV_at_median_theta"] = dict(zip(BAND_NAMES, d.tolist(), strict=True))
+            block["cos_R2_dR_dRV"] = cosine(comps[1][:n], d[:n])
+            block["cos_R2_dR_dRV_orthogonal_to_R1"] = cosine(comps[1][:n], d_perp)
+            block["cos_dR_dRV_R1"] = cosine(d[:n], comps[0][:n])
+            block["bands"] = f"{BAND_NAMES[0]} … {BAND_NAMES[n - 1]}"
+        out["truth"] = block
+    return out

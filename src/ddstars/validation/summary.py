@@ -250,6 +250,12 @@ def summarize(
         }
     if truth is not None:
         out["truth"] = truth_stats(model, table, truth)
+    if getattr(model, "components", 1) > 1:  # paper Eq. 20: what the further components found
+        from ..config import defaults
+        from .dustvar import components_stats
+
+        width = (training or {}).get("extinction_width", defaults("train")["extinction_width"])
+        out["extinction_components"] = components_stats(model, table, truth, width)
     if comparison is not None:
         label, other, other_table = comparison
         out["comparison"] = {"label": label, **model_block(other, other_table, colours)}
@@ -291,6 +297,9 @@ def run_summary(
     if truth_path:
         cols = ["source_id", "true_teff", "true_logg", "true_feh", "true_ebv", "dm"]
         cols += [f"true_{q}_{b}" for q in ("r", "ext", "mag") for b in BAND_NAMES]
+        import pyarrow.parquet as pq
+
+        cols += ["true_rv"] if "true_rv" in pq.read_schema(truth_path).names else []  # a sky whose R_V varies
         truth = pd.read_parquet(truth_path, columns=cols).set_index("source_id")
     comparison = None
     if compare:
