@@ -6,7 +6,7 @@ and optimiser steps per round, the time to the trained model and the convergence
 throughput (star-epochs per second of the training epochs, excluding the one-off XLA compilation of round 0;
 the next column includes the validation loss computed after each compiled call), the time per optimiser step,
 the between-round update per 100,000 stars, and peak RSS. The 100,000-star sky trains at batch 128 (the step
-floor), the 1,000,000-star sky at the paper's batch 1024.
+floor), the 1,000,000-star sky at the paper's batch 1024; the smallest also with K = 2 reddening components.
 Usage: python benchmarks/bench_train.py [N ...]   (default: 100000 1000000)
 """
 
@@ -56,8 +56,11 @@ print(json.dumps({
 
 
 #: The schedules timed per size: the default, and on the smallest size also the paper's (25 epochs at batch 1024,
-#: no step floor) for the epoch throughput at batch 1024.
+#: no step floor) for the epoch throughput at batch 1024, and the default with two reddening components per star
+#: (paper Eq. 20, train.extinction_components: 2) beside the paper's one.
 PAPER = {"min_steps_per_round": 0}
+TWO_COMPONENTS = {"extinction_components": 2}
+LABELS = {"{}": "default", json.dumps(PAPER): "paper", json.dumps(TWO_COMPONENTS): "K=2"}
 
 
 def run(n: int, schedules: list[dict]) -> list[dict]:
@@ -81,7 +84,7 @@ def run(n: int, schedules: list[dict]) -> list[dict]:
             )
             if r.returncode:
                 sys.exit(f"training failed:\n{r.stderr[-3000:]}")
-            label = "paper" if options else "default"
+            label = LABELS[json.dumps(options)]
             out.append({"n": n, "prepare_s": prep, "schedule": label, **json.loads(r.stdout.strip().splitlines()[-1])})
     return out
 
@@ -95,7 +98,7 @@ def main(sizes: list[int]) -> None:
         f"{'star-ep/s':>10} {'(with val)':>11} {'ms/step':>8} {'upd s/1e5':>10} {'loss':>7} {'peak MB':>8}"
     )
     for i, n in enumerate(sizes):
-        for r in run(n, [{}, PAPER] if i == 0 else [{}]):
+        for r in run(n, [{}, PAPER, TWO_COMPONENTS] if i == 0 else [{}]):
             print(
                 f"{n:>10,} {r['schedule']:>8} {r['stars']:>9,} {r['train_stars']:>8,} {r['batch']:>5} "
                 f"{r['steps_per_round']:>9,} "
