@@ -271,8 +271,7 @@ def fig_extinction_components(inp: Inputs, o: Mapping[str, Any]):
                 f"∂R/∂R_V itself {c_raw:.2f}: ∂R/∂R_V is {c_par:.3f} parallel to R_1, a change of E_1's scale)."
             )
     axs[0].legend(fontsize=7)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = _col(tb, "ebv_fit_2") / _col(tb, "ebv_fit")
+    ratio = dustvar.e2_ratio(tb)
     hot = tb["usable"].to_numpy(bool) & (_col(tb, "ebv_fit") > o["e_min"]) & np.isfinite(ratio)
     lim = o["ratio_limit"]
     _sky(fig, axs[1], inp, hot, ratio, "E_2 / E_1", cmap="coolwarm", vmin=-lim, vmax=lim)
@@ -292,8 +291,7 @@ def fig_extinction_components(inp: Inputs, o: Mapping[str, Any]):
         axs[2].set_xlabel(r"$E'$ [mag]")
     axs[2].set_ylim(-lim, lim)
     axs[2].set_ylabel("E_2 / E_1")
-    med = float(np.median(ratio[hot])) if hot.any() else float("nan")
-    mad = float(1.4826 * np.median(np.abs(ratio[hot] - med))) if hot.any() else float("nan")
+    med, mad = dustvar.median_scatter(ratio[hot])
     caption = (
         f"Reddening components (paper Eq. 20), K = {model.components}. Left: R_1 … R_K at the median test θ "
         f"({theta[0]:.0f} K, {theta[1]:.2f}, {theta[2]:+.2f}); R_2 … R_K are orthogonal to R_1 over the 13 bands and "

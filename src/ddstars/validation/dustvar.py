@@ -121,6 +121,20 @@ def truth_rv_derivative(table: pd.DataFrame, truth: pd.DataFrame, theta: np.ndar
     return np.linalg.lstsq(x, y, rcond=None)[0][1]
 
 
+def e2_ratio(table: pd.DataFrame) -> np.ndarray:
+    """E_2/E_1 of every star of a K = 2 evaluation table (inf or NaN where E′ = 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return table["ebv_fit_2"].to_numpy(np.float64) / table["ebv_fit"].to_numpy(np.float64)
+
+
+def median_scatter(x: np.ndarray) -> tuple[float, float]:
+    """(median, 1.4826 MAD) of ``x``; NaN for none."""
+    if not len(x):
+        return float("nan"), float("nan")
+    med = float(np.median(x))
+    return med, float(1.4826 * np.median(np.abs(x - med)))
+
+
 def components_stats(model, table: pd.DataFrame, truth: pd.DataFrame | None, width: float, e_min: float = 0.3):
     """What a K > 1 model found: its components at the median θ, E_2/E_1 of the reddened test stars, χ² with the
     effective degrees of freedom, and on a simulated sky with varying R_V the comparison with the truth."""
@@ -132,9 +146,8 @@ def components_stats(model, table: pd.DataFrame, truth: pd.DataFrame | None, wid
     chi2 = table["chi2_dof"].to_numpy(np.float64) * table["n_dof"].to_numpy(np.float64)
     c_eff = chi2[ok] / effective_dof(table, width)[ok]
     hot = ok & (table["ebv_fit"].to_numpy(np.float64) > e_min)
-    with np.errstate(divide="ignore", invalid="ignore"):  # E′ = 0: no ratio (those stars are not selected)
-        ratio = table["ebv_fit_2"].to_numpy(np.float64) / table["ebv_fit"].to_numpy(np.float64)
-    med = float(np.median(ratio[hot])) if hot.any() else float("nan")
+    ratio = e2_ratio(table)  # E′ = 0 gives no ratio; those stars are not selected
+    med, scatter = median_scatter(ratio[hot])
     out: dict[str, Any] = {
         "components": int(model.components),
         "median_theta": theta.tolist(),
@@ -143,7 +156,7 @@ def components_stats(model, table: pd.DataFrame, truth: pd.DataFrame | None, wid
             "selection": f"usable test stars with E′ > {e_min}",
             "n": int(hot.sum()),
             "median": med,
-            "scatter": float(1.4826 * np.median(np.abs(ratio[hot] - med))) if hot.any() else float("nan"),
+            "scatter": scatter,
         },
         "chi2_effective_dof": {
             "definition": "χ² / (observed components - 1 - Σ_k≥2 (1 - σ²_post(E_k)/σ²_prior(E_k))): E_k's share of a "
