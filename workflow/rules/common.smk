@@ -105,10 +105,10 @@ def remote_file(name):
 def remote_upstream(name):
     """The files of the tables whose rows ``name``'s queries need (uploads, id lists), by archive table; {} for
     the first ones (the spectroscopic catalogs; the photometric sample's Gaia sources, fetched by pixel)."""
-    sample, _, table = name.rpartition("/")
-    if sample and table == registry.SURVEY_TABLES["gaia"]:
-        return {}
-    return {up: remote_file(f"{sample}/{up}" if sample else up) for up in registry.TABLES[table].upstream_tables}
+    from ddstars.remote.services import spec_for  # the query spec decides (a sample's Gaia table has none)
+
+    sample = name.rpartition("/")[0]
+    return {up: remote_file(f"{sample}/{up}" if sample else up) for up, _ in spec_for(name, config).upstream}
 
 
 def simulated_sample():
