@@ -121,6 +121,62 @@ def truth_rv_derivative(table: pd.DataFrame, truth: pd.DataFrame, theta: np.ndar
     return np.linalg.lstsq(x, y, rcond=None)[0][1]
 
 
+def oracle_spearman(table: pd.DataFrame, truth: pd.DataFrame, e_min: float = 0.3, seed: int = 0) -> dict | None:
+    """The Spearman ρ between E_2/E_1 and the true R_V that an oracle reaches on the same stars: the ceiling a
+    two-component linear model (Eq. 20) can attain on this sky, with which the model's ρ is compared (a ceiling
+    in practice, not a strict bound: the oracle has no dust-map prior on E_1, the model has no true θ).
+
+    The oracle knows each star's true θ, its true extinction in every band (``true_ext_*``, which bends away
+    from E·R as Appendix B describes), the truth's reddening law at the median R_V (R_0(θ)) and the truth's
+    ∂R/∂R_V less its part along R_0; it fits A = E_1 R_0 + E_2 ∂R/∂R_V⊥ by least squares over the bands the star
+    has, weighted by their errors. Returned for four cases: the true extinction or its linear part E·R
+    (``true_r_*``), each noise-free and with the star's photometric noise drawn once (``seed``). The law is a
+    regression of ``true_r_*`` on R_V and a cubic in θ over the reddened usable stars (``None`` when the truth
+    lacks these columns or fewer than 50 stars are selected)."""
+    from scipy.stats import spearmanr
+
+    need = ["true_rv", "true_ebv", "true_teff", "true_logg", "true_feh"]
+    need += [f"true_{q}_{b}" for q in ("r", "ext") for b in BAND_NAMES]
+    if any(c not in truth for c in need):
+        return None
+    t = truth.reindex(table["source_id"].to_numpy())
+    e, rv = t["true_ebv"].to_numpy(np.float64), t["true_rv"].to_numpy(np.float64)
+    usable = table["usable"].to_numpy(bool) & np.isfinite(rv) & np.isfinite(e)
+    sel = usable & (e > e_min)
+    if sel.sum() < 50:
+        return None
+    x = (t["true_teff"].to_numpy(np.float64) - 5000.0) / 1000.0
+    g, f = t["true_logg"].to_numpy(np.float64) - 3.0, t["true_feh"].to_numpy(np.float64)
+    rv0 = float(np.median(rv[usable]))
+    design = np.column_stack([np.ones_like(x), rv - rv0, x, x**2, x**3, g, g**2, f, x * g])
+    r = t[[f"true_r_{b}" for b in BAND_NAMES]].to_numpy(np.float64)
+    fit = usable & (e > 0.05)
+    coef = np.linalg.lstsq(design[fit], r[fit], rcond=None)[0]
+    design[:, 1] = 0.0
+    r0 = (design @ coef)[sel]
+    d = np.broadcast_to(coef[1], r0.shape)
+    d_perp = d - (np.sum(d * r0, axis=1) / np.sum(r0 * r0, axis=1))[:, None] * r0
+    basis = np.stack([r0, d_perp], axis=-1)  # (n, bands, 2)
+    err = table[[f"err_{b}" for b in BAND_NAMES]].to_numpy(np.float64)[sel]
+    has = np.isfinite(err)
+    err = np.where(has, err, 1.0)
+    weighted = basis.transpose(0, 2, 1) * np.where(has, err**-2, 0.0)[:, None, :]
+    normal = weighted @ basis
+    noise = np.random.default_rng(seed).normal(size=err.shape) * err
+    out: dict[str, Any] = {
+        "selection": f"usable test stars with true E > {e_min}, the bands each has, weighted by their errors",
+        "n": int(sel.sum()),
+        "reference_rv": rv0,
+    }
+    for name, ext in (("true_extinction", t[[f"true_ext_{b}" for b in BAND_NAMES]].to_numpy()), ("linear", None)):
+        a = e[:, None] * r if ext is None else np.asarray(ext, np.float64)
+        for suffix, n in (("noise_free", 0.0), ("with_noise", 1.0)):
+            obs = np.where(has, a[sel] + n * noise, 0.0)
+            coeffs = np.linalg.solve(normal, weighted @ obs[:, :, None])[:, :, 0]
+            out[f"{name}_{suffix}"] = float(abs(spearmanr(coeffs[:, 1] / coeffs[:, 0], rv[sel]).statistic))
+    return out
+
+
 def e2_ratio(table: pd.DataFrame) -> np.ndarray:
     """E_2/E_1 of every star of a K = 2 evaluation table (inf or NaN where E′ = 0)."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -180,5 +236,8 @@ def components_stats(model, table: pd.DataFrame, truth: pd.DataFrame | None, wid
             block["cos_R2_dR_dRV_orthogonal_to_R1"] = cosine(comps[1][:n], d_perp)
             block["cos_dR_dRV_R1"] = cosine(d[:n], comps[0][:n])
             block["bands"] = f"{BAND_NAMES[0]} … {BAND_NAMES[n - 1]}"
+        oracle = oracle_spearman(table, truth, e_min)
+        if oracle is not None:
+            block["oracle_spearman"] = oracle
         out["truth"] = block
     return out
