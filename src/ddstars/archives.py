@@ -72,7 +72,7 @@ _BEST_NEIGHBOUR = {"source_id": "int", "angular_distance": "float"}
 
 def _table(name: str, key: str, columns: Mapping[str, str], ra: str | None = None, dec: str | None = None):
     """The description of registry table ``name`` (its archive and service table come from the registry)."""
-    entry = registry.TABLES[name]
+    entry = registry.ALL_TABLES[name]
     return ArchiveTable(name, entry.archive, entry.service_table, key, columns, ra, dec)
 
 
@@ -191,12 +191,74 @@ _DESCRIPTIONS: dict[str, ArchiveTable] = {
             "ra",
             "dec",
         ),
+        _table(
+            "gaia_dr3_source",
+            "source_id",
+            {
+                "source_id": "int",
+                "ra": "float",
+                "dec": "float",
+                "l": "float",
+                "b": "float",
+                "parallax": "float",
+                "parallax_error": "float",
+                **_cols("num", ["visibility_periods_used", "phot_g_n_obs", "astrometric_params_solved"]),
+                **_cols("float", ["ruwe", "phot_bp_rp_excess_factor", "nu_eff_used_in_astrometry", "pseudocolour"]),
+                "ecl_lat": "float",
+                **_cols("float", [f"phot_{b}_mean_{k}" for b in ("g", "bp", "rp") for k in ("mag", "flux_over_error")]),
+            },
+            "ra",
+            "dec",
+        ),
+        _table(
+            "gaia_dr3_panstarrs1_best_neighbour",
+            "source_id",
+            {**_BEST_NEIGHBOUR, "original_ext_source_id": "int"},
+        ),
+        _table(
+            "gaia_dr3_tmass_psc_xsc_best_neighbour",
+            "source_id",
+            {**_BEST_NEIGHBOUR, "clean_tmass_psc_xsc_oid": "int", "original_psc_source_id": "str"},
+        ),
+        _table(
+            "apogee_dr17_allstar",
+            "APOGEE_ID",
+            {
+                "APOGEE_ID": "str",
+                "RA": "float",
+                "DEC": "float",
+                "SNR": "float",
+                **_cols("int", ["ASPCAPFLAG", "EXTRATARG"]),
+                "GAIAEDR3_SOURCE_ID": "int",
+                **_cols("float", ["TEFF_ERR", "LOGG_ERR", "M_H_ERR"]),
+                **_cols("list", ["PARAM", "FPARAM_COV"]),
+            },
+            "RA",
+            "DEC",
+        ),
+        _table(
+            "galah_dr4",
+            "sobject_id",
+            {
+                "sobject_id": "int",
+                "gaiadr3_source_id": "int",
+                "ra": "float",
+                "dec": "float",
+                **_cols("float", ["teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h"]),
+                **_cols("float", [f"snr_px_ccd{i}" for i in range(1, 5)]),
+                "flag_sp": "num",
+            },
+            "ra",
+            "dec",
+        ),
     )
 }
-# One description per registry table, in the registry's order.
-TABLES: dict[str, ArchiveTable] = {name: _DESCRIPTIONS[name] for name in registry.TABLES}
-if set(_DESCRIPTIONS) != set(registry.TABLES):
-    raise RuntimeError(f"archive descriptions and registry tables differ: {set(_DESCRIPTIONS) ^ set(registry.TABLES)}")
+# One description per registry table of every release, in the registry's order.
+TABLES: dict[str, ArchiveTable] = {name: _DESCRIPTIONS[name] for name in registry.ALL_TABLES}
+if set(_DESCRIPTIONS) != set(registry.ALL_TABLES):
+    raise RuntimeError(
+        f"archive descriptions and registry tables differ: {set(_DESCRIPTIONS) ^ set(registry.ALL_TABLES)}"
+    )
 
 BACKENDS = ("simulated", "remote")
 
@@ -221,8 +283,10 @@ def backend_from_config(config: Mapping[str, Any]):
     name = config_value(config, "backend")
     if name == "simulated":
         return Backend(name, Path(config.get("simulated_root", "resources/simulated")) / "archives")
-    if name == "remote":
-        return Backend(name, Path(config.get("archive_cache", "resources/archives")))
+    if name == "remote":  # a release other than the paper's has a folder of its own (its queries differ)
+        release = registry.configured(config).name
+        folder = Path(config.get("archive_cache", "resources/archives"))
+        return Backend(name, folder if release == registry.DEFAULT_RELEASE else folder / release)
     raise ConfigError(f"config key 'backend' is {name!r}; expected one of {', '.join(BACKENDS)}")
 
 

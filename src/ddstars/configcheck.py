@@ -249,7 +249,15 @@ def path_problems(config: Mapping[str, Any], sim_root: str = "resources/simulate
     inference = config.get("inference") if isinstance(config.get("inference"), Mapping) else {}
     source = inference.get("input", "test")
     backend = config.get("backend", "simulated")
-    if source == "photometric" and backend == "simulated" and external:
+    release = (
+        (config.get("archives") or {}).get("release", "dr2") if isinstance(config.get("archives"), Mapping) else "dr2"
+    )
+    if source == "photometric" and release != "dr2":
+        problems.append(
+            f"inference.input: 'photometric' reads the photometric-only sample in the DR2-era tables, which "
+            f"archives.release {release!r} does not query yet; give test, catalog or the path of your own stars"
+        )
+    elif source == "photometric" and backend == "simulated" and external:
         problems.append(
             "inference.input: 'photometric' with backend 'simulated' is the built-in sky's photometric-only sample, "
             "not stars for a model of catalog.external; give test, catalog, the path of your own stars, or backend "

@@ -6,12 +6,15 @@ writes), the remote query specs (service, service table, upstream inputs), the a
 checks) and Table 1 (the spectroscopic surveys and the paper's counts). The bands and their photometric
 systems live in :mod:`ddstars.bands`; a photometric survey's bands are looked up there by survey name.
 
-A :class:`Release` is one consistent set of tables and surveys. Today there is one, ``gaia_dr2`` (the
-paper's: Gaia DR2 with its best-neighbour tables); another data release is another :class:`Release` in
-:data:`RELEASES`, and the module-level names (:data:`TABLES`, :data:`SURVEYS`, ...) are those of
-:data:`DEFAULT_RELEASE`. Orders are meaningful: :data:`TABLES` is the order the simulated sky writes and the
-catalog rules list them, :data:`SURVEYS` the order of the cleaning rules (photometric, then spectroscopic,
-the order the simulated sky draws them in).
+A :class:`Release` is one consistent set of tables and surveys, chosen by config ``archives.release``:
+``dr2`` (the paper's: Gaia DR2 with its best-neighbour tables, APOGEE DR16, GALAH DR2, LAMOST DR5 DD-Payne) and
+``dr3`` (Gaia DR3 with its best-neighbour tables, APOGEE DR17, GALAH DR4, LAMOST DR5 DD-Payne); another data
+release (Gaia DR4) is another :class:`Release` in :data:`RELEASES`. The surveys keep their names across
+releases, the tables do not (except those a release shares with another, e.g. ``ps1_mean_object``). The
+module-level names (:data:`TABLES`, :data:`SURVEYS`, ...) are those of :data:`DEFAULT_RELEASE`; code that
+follows the configured release asks :func:`release` (or :func:`configured`). Orders are meaningful:
+:data:`TABLES` is the order the simulated sky writes and the catalog rules list them, :data:`SURVEYS` the order
+of the cleaning rules (photometric, then spectroscopic, the order the simulated sky draws them in).
 
 Standard library only: the Snakefile imports this while parsing.
 """
@@ -36,7 +39,8 @@ class Table:
     ``service`` the key of the remote service that serves it (``remote.services.<service>``) and
     ``service_table`` its name there; ``survey`` the survey it feeds (for a link table, the survey it links
     Gaia to); ``upstream``: (table, column) pairs whose values a remote query of this table needs (uploads,
-    id lists), () for the tables queried first.
+    id lists), () for the tables queried first; ``link_key`` (link tables only) the column holding the linked
+    survey's identifier.
     """
 
     name: str
@@ -46,6 +50,7 @@ class Table:
     role: str
     survey: str
     upstream: tuple[tuple[str, str], ...] = ()
+    link_key: str = ""
 
     @property
     def upstream_tables(self) -> tuple[str, ...]:
@@ -86,6 +91,8 @@ class Release:
                 raise ValueError(f"registry {self.name}: table {t.name!r} has role {t.role!r}; expected {ROLES}")
             if t.survey not in self.surveys:
                 raise ValueError(f"registry {self.name}: table {t.name!r} feeds unknown survey {t.survey!r}")
+            if (t.role == "link") != bool(t.link_key):
+                raise ValueError(f"registry {self.name}: table {t.name!r}: a link table names its link_key, no other")
             for up, _ in t.upstream:
                 if up not in self.tables:
                     raise ValueError(f"registry {self.name}: table {t.name!r} needs unknown table {up!r}")
@@ -104,6 +111,10 @@ class Release:
     def links(self) -> dict[str, str]:
         """Survey -> the link (best-neighbour) table that matches Gaia sources to it."""
         return {v.survey: t for t, v in self.tables.items() if v.role == "link"}
+
+    def link_keys(self) -> dict[str, str]:
+        """Survey -> the column of its link table that holds the survey's identifier."""
+        return {v.survey: v.link_key for v in self.tables.values() if v.role == "link"}
 
     def survey_tables(self) -> dict[str, str]:
         """Survey -> the archive table cleaned into it, in survey order."""
@@ -127,7 +138,7 @@ class Release:
 _SPECTRO_POSITIONS = (("lamost_dr5_ddpayne", "ra"), ("apogee_dr16_allstar", "RA"), ("galah_dr2", "ra"))
 
 GAIA_DR2 = Release(
-    "gaia_dr2",
+    "dr2",
     "Green et al. (2021): Gaia DR2 with its PS1 and 2MASS best neighbours, unWISE, LAMOST DR5, APOGEE DR16, "
     "GALAH DR2",
     tables={
@@ -136,11 +147,11 @@ GAIA_DR2 = Release(
             Table("gaia_source", "Gaia DR2", "gaia", "gaiadr2.gaia_source", "survey", "gaia", _SPECTRO_POSITIONS),
             Table(
                 "panstarrs1_best_neighbour", "Gaia DR2", "gaia", "gaiadr2.panstarrs1_best_neighbour", "link", "ps1",
-                (("gaia_source", "source_id"),),
+                (("gaia_source", "source_id"),), "original_ext_source_id",
             ),
             Table(
                 "tmass_best_neighbour", "Gaia DR2", "gaia", "gaiadr2.tmass_best_neighbour", "link", "tmass",
-                (("gaia_source", "source_id"),),
+                (("gaia_source", "source_id"),), "original_ext_source_id",
             ),
             Table(
                 "ps1_mean_object", "Pan-STARRS1 DR2", "mast_ps1", "dbo.MeanObjectView", "survey", "ps1",
@@ -170,8 +181,62 @@ GAIA_DR2 = Release(
     },
 )  # fmt: skip
 
-RELEASES: dict[str, Release] = {r.name: r for r in (GAIA_DR2,)}
-DEFAULT_RELEASE = "gaia_dr2"
+_DR3_SPECTRO_POSITIONS = (("lamost_dr5_ddpayne", "ra"), ("apogee_dr17_allstar", "RA"), ("galah_dr4", "ra"))
+_DR3_GAIA = "gaia_dr3_source"
+
+GAIA_DR3 = Release(
+    "dr3",
+    "Gaia DR3 with its PS1 and 2MASS (PSC/XSC) best neighbours, unWISE, LAMOST DR5 DD-Payne, APOGEE DR17, "
+    "GALAH DR4",
+    tables={
+        t.name: t
+        for t in (
+            Table(_DR3_GAIA, "Gaia DR3", "gaia", "gaiadr3.gaia_source", "survey", "gaia", _DR3_SPECTRO_POSITIONS),
+            Table(
+                "gaia_dr3_panstarrs1_best_neighbour", "Gaia DR3", "gaia", "gaiadr3.panstarrs1_best_neighbour", "link",
+                "ps1", ((_DR3_GAIA, "source_id"),), "original_ext_source_id",
+            ),
+            Table(
+                "gaia_dr3_tmass_psc_xsc_best_neighbour", "Gaia DR3", "gaia", "gaiadr3.tmass_psc_xsc_best_neighbour",
+                "link", "tmass", ((_DR3_GAIA, "source_id"),), "original_psc_source_id",
+            ),
+            Table(
+                "ps1_mean_object", "Pan-STARRS1 DR2", "mast_ps1", "dbo.MeanObjectView", "survey", "ps1",
+                (("gaia_dr3_panstarrs1_best_neighbour", "original_ext_source_id"),),
+            ),
+            Table(
+                "tmass_psc", "2MASS PSC", "irsa", "fp_psc", "survey", "tmass",
+                (("gaia_dr3_tmass_psc_xsc_best_neighbour", "original_psc_source_id"),),
+            ),
+            Table("unwise", "unWISE", "datalab", "unwise_dr1.object", "survey", "unwise", ((_DR3_GAIA, "ra"),)),
+            Table("lamost_dr5_ddpayne", "LAMOST DR5 DD-Payne", "vizier", '"J/ApJS/245/34/catalog"', "survey", "lamost"),
+            Table("apogee_dr17_allstar", "APOGEE DR17", "sdss_dr17", "allStar-dr17-synspec_rev1.fits", "survey", "apogee"),
+            Table("galah_dr4", "GALAH DR4", "datacentral", "galah_dr4.mainstartable", "survey", "galah"),
+        )
+    },
+    surveys={
+        s.name: s
+        for s in (
+            Survey("gaia", "photometric", _DR3_GAIA, "Gaia DR3"),
+            Survey("ps1", "photometric", "ps1_mean_object", "Pan-STARRS1"),
+            Survey("tmass", "photometric", "tmass_psc", "2MASS"),
+            Survey("unwise", "photometric", "unwise", "unWISE"),
+            Survey("lamost", "spectroscopic", "lamost_dr5_ddpayne", "LAMOST DR5 DD-Payne", 2586577, 0),
+            Survey("apogee", "spectroscopic", "apogee_dr17_allstar", "APOGEE DR17", 179373, 2),
+            Survey("galah", "spectroscopic", "galah_dr4", "GALAH DR4", 122411, 1),
+        )
+    },
+)  # fmt: skip
+
+RELEASES: dict[str, Release] = {r.name: r for r in (GAIA_DR2, GAIA_DR3)}
+DEFAULT_RELEASE = "dr2"
+#: Every table of every release by name (a table two releases share is the same entry in both).
+ALL_TABLES: dict[str, Table] = {}
+for _rel in RELEASES.values():
+    for _name, _t in _rel.tables.items():
+        if _name in ALL_TABLES and ALL_TABLES[_name].service_table != _t.service_table:
+            raise ValueError(f"registry: table {_name!r} differs between releases; give it a release's own name")
+        ALL_TABLES.setdefault(_name, _t)
 
 
 def release(name: str = DEFAULT_RELEASE) -> Release:
@@ -180,6 +245,26 @@ def release(name: str = DEFAULT_RELEASE) -> Release:
         return RELEASES[name]
     except KeyError:
         raise KeyError(f"unknown data release {name!r}; known: {', '.join(RELEASES)}") from None
+
+
+def configured(config) -> Release:
+    """The release config ``archives.release`` names (the default when the key is absent)."""
+    return release(((config or {}).get("archives") or {}).get("release", DEFAULT_RELEASE))
+
+
+def counterparts(new: str, old: str = DEFAULT_RELEASE) -> dict[str, str]:
+    """The tables of release ``new`` that release ``old`` lacks, each with ``old``'s table of the same role and
+    survey (e.g. Gaia DR3's best neighbours of PS1 -> Gaia DR2's), in ``new``'s order."""
+    a, b = release(new), release(old)
+    by_role = {(t.role, t.survey): name for name, t in b.tables.items()}
+    return {name: by_role[(t.role, t.survey)] for name, t in a.tables.items() if name not in b.tables}
+
+
+def results_dir(config) -> str:
+    """Where the configured release's results go: ``results`` for the paper's release, ``results/<release>``
+    for any other, so that switching the release and back reruns nothing that is cached."""
+    name = configured(config).name
+    return "results" if name == DEFAULT_RELEASE else f"results/{name}"
 
 
 _DEFAULT = release()
@@ -229,11 +314,11 @@ def paper_table1(rel: Release | None = None) -> dict[str, int]:
 
 
 def survey_of_table(table: str) -> str:
-    """The survey archive table ``table`` feeds."""
+    """The survey archive table ``table`` (of any release) feeds."""
     try:
-        return TABLES[table].survey
+        return ALL_TABLES[table].survey
     except KeyError:
-        raise KeyError(f"unknown archive table {table!r}; known: {', '.join(TABLES)}") from None
+        raise KeyError(f"unknown archive table {table!r}; known: {', '.join(ALL_TABLES)}") from None
 
 
 #: Columns of the photometric inference's input (``inference.input: <path>``, and the simulated sky's

@@ -60,7 +60,7 @@ for _table in REMOTE_TABLES + list(SAMPLE_TABLES):
             table=_table,
             request=request_params(_table, config),  # only what changes the requests (not retries, slots)
         log:
-            f"results/logs/archives/plan_{rule_suffix(_table)}.log",
+            f"{RESULTS}/logs/archives/plan_{rule_suffix(_table)}.log",
         conda:
             "../../envs/catalog.yaml"
         script:
@@ -82,7 +82,7 @@ for _table in REMOTE_TABLES + list(SAMPLE_TABLES):
         resources:
             **{service_resource(_table): 1},  # at most max_concurrent jobs per service at once
         log:
-            f"results/logs/archives/{_table}/{{chunk}}.log",
+            f"{RESULTS}/logs/archives/{_table}/{{chunk}}.log",
         conda:
             "../../envs/catalog.yaml"
         script:
@@ -101,7 +101,7 @@ for _table in REMOTE_TABLES + list(SAMPLE_TABLES):
         params:
             table=_table,
         log:
-            f"results/logs/archives/fetch_{rule_suffix(_table)}.log",
+            f"{RESULTS}/logs/archives/fetch_{rule_suffix(_table)}.log",
         resources:
             mem_mb=8000,
         conda:

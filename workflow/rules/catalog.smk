@@ -18,9 +18,9 @@ for _survey, _table in SURVEY_ARCHIVE.items():
             survey=_survey,
             options=clean_params(_survey),
         log:
-            f"results/logs/catalog/clean_{_survey}.log",
+            f"{RESULTS}/logs/catalog/clean_{_survey}.log",
         benchmark:
-            f"results/benchmarks/catalog/clean_{_survey}.tsv"
+            f"{RESULTS}/benchmarks/catalog/clean_{_survey}.tsv"
         resources:
             mem_mb=4000,
             runtime="30m",
@@ -42,9 +42,9 @@ rule crossmatch_spectra:
     params:
         options={"match_radius_arcsec": config["catalog"]["match_radius_arcsec"]},
     log:
-        "results/logs/catalog/crossmatch_spectra.log",
+        f"{RESULTS}/logs/catalog/crossmatch_spectra.log",
     benchmark:
-        "results/benchmarks/catalog/crossmatch_spectra.tsv"
+        f"{RESULTS}/benchmarks/catalog/crossmatch_spectra.tsv"
     resources:
         mem_mb=6000,
         runtime="30m",
@@ -63,9 +63,9 @@ rule zero_point_offsets:
     params:
         options=config["catalog"]["offsets"],
     log:
-        "results/logs/catalog/zero_point_offsets.log",
+        f"{RESULTS}/logs/catalog/zero_point_offsets.log",
     benchmark:
-        "results/benchmarks/catalog/zero_point_offsets.tsv"
+        f"{RESULTS}/benchmarks/catalog/zero_point_offsets.tsv"
     conda:
         "../../envs/catalog.yaml"
     script:
@@ -81,17 +81,17 @@ rule match_photometry:
         tmass=f"{CAT}/clean/tmass.parquet",
         tmass_rejected=f"{CAT}/clean/tmass.rejected.parquet",
         unwise=f"{CAT}/clean/unwise.parquet",
-        **{f"{s}_link": archive_table(t) for s, t in registry.LINKS.items()},  # the best-neighbour tables
+        **{f"{s}_link": archive_table(t) for s, t in REL.links().items()},  # the best-neighbour tables
         code=code_inputs("../scripts/catalog_photometry.py"),
     output:
         table=f"{CAT}/photometry.parquet",
         report=f"{CAT}/photometry.json",
     params:
-        options={"match_radius_arcsec": config["catalog"]["match_radius_arcsec"]},
+        options={"match_radius_arcsec": config["catalog"]["match_radius_arcsec"]} | release_param(),
     log:
-        "results/logs/catalog/match_photometry.log",
+        f"{RESULTS}/logs/catalog/match_photometry.log",
     benchmark:
-        "results/benchmarks/catalog/match_photometry.tsv"
+        f"{RESULTS}/benchmarks/catalog/match_photometry.tsv"
     resources:
         mem_mb=6000,
         runtime="30m",
@@ -111,7 +111,7 @@ rule photometric_input:
     params:
         options={k: config["catalog"][k] for k in CLEAN_OPTIONS["photometric"]},
     log:
-        "results/logs/catalog/photometric_input.log",
+        f"{RESULTS}/logs/catalog/photometric_input.log",
     resources:
         mem_mb=4000,
         runtime="1h",
@@ -135,9 +135,9 @@ rule reddening_prior:
         sfd_dir=lambda wc: config["dustmaps"]["sfd_dir"],
         options=config["catalog"]["reddening"],
     log:
-        "results/logs/catalog/reddening_prior.log",
+        f"{RESULTS}/logs/catalog/reddening_prior.log",
     benchmark:
-        "results/benchmarks/catalog/reddening_prior.tsv"
+        f"{RESULTS}/benchmarks/catalog/reddening_prior.tsv"
     resources:
         mem_mb=6000,
         runtime="1h",
@@ -173,9 +173,9 @@ if not external_catalog():
                 for k in ("healpix_order", "row_group_size", "survey_priority", "parallax_min_snr", "split")
             },
         log:
-            "results/logs/catalog/build_catalog.log",
+            f"{RESULTS}/logs/catalog/build_catalog.log",
         benchmark:
-            "results/benchmarks/catalog/build_catalog.tsv"
+            f"{RESULTS}/benchmarks/catalog/build_catalog.tsv"
         resources:
             mem_mb=8000,
             runtime="1h",
@@ -201,9 +201,9 @@ else:
                 for k in ("healpix_order", "row_group_size", "split", "strict_photometry")
             },
         log:
-            "results/logs/catalog/import_catalog.log",
+            f"{RESULTS}/logs/catalog/import_catalog.log",
         benchmark:
-            "results/benchmarks/catalog/import_catalog.tsv"
+            f"{RESULTS}/benchmarks/catalog/import_catalog.tsv"
         resources:
             mem_mb=8000,
             runtime="1h",
@@ -222,9 +222,9 @@ rule table1:
         csv=report(f"{CAT}/table1.csv", caption="../report/table1.rst", category="Table 1"),
         md=f"{CAT}/table1.md",
     log:
-        "results/logs/catalog/table1.log",
+        f"{RESULTS}/logs/catalog/table1.log",
     benchmark:
-        "results/benchmarks/catalog/table1.tsv"
+        f"{RESULTS}/benchmarks/catalog/table1.tsv"
     conda:
         "../../envs/catalog.yaml"
     script:
@@ -242,9 +242,9 @@ rule check_catalog:
         order=None if external_catalog() else config["catalog"]["healpix_order"],
         external=bool(external_catalog()),
     log:
-        "results/logs/catalog/check_catalog.log",
+        f"{RESULTS}/logs/catalog/check_catalog.log",
     benchmark:
-        "results/benchmarks/catalog/check_catalog.tsv"
+        f"{RESULTS}/benchmarks/catalog/check_catalog.tsv"
     conda:
         "../../envs/catalog.yaml"
     script:

@@ -24,8 +24,16 @@ from ddstars.codedeps import module_closure, script_closure  # noqa: E402
 from ddstars.figures import FIGURES, options as figure_options  # noqa: E402
 
 SIM = "resources/simulated"
-SIM_TABLES = list(registry.TABLES)  # every archive table of the registry (ddstars.registry)
-# the tables of the photometric-only sample, written by simulate_photometric: the photometric surveys'
+SIM_TABLES = list(registry.TABLES)  # the simulated sky's archive tables: the paper's release (ddstars.registry)
+# the DR3 release's own tables, rewritten from the DR2-era ones by simulate_release_dr3 (ddstars.simulate.release)
+SIM_DR3_TABLES = list(registry.counterparts("dr3"))
+SIM_DR3_INPUTS = list(registry.counterparts("dr3").values())
+# The configured data release (archives.release): its tables and surveys, and where its results go (results/
+# for the paper's release, results/<release>/ for another, so that switching back reruns nothing cached).
+REL = registry.configured(config)
+RESULTS = registry.results_dir(config)
+# the tables of the photometric-only sample, written by simulate_photometric: the photometric surveys' (of the
+# paper's release; configcheck refuses the sample with another release)
 PHOT_TABLES = [t for t in SIM_TABLES if registry.TABLES[t].survey in registry.PHOTOMETRIC]
 
 
@@ -52,10 +60,10 @@ def code_inputs(script, *modules):
     return sorted(workflow_file(f) for f in files)
 
 
-CAT = "results/catalog"
-MODEL = "results/model"
+CAT = f"{RESULTS}/catalog"
+MODEL = f"{RESULTS}/model"
 CATALOG_SCHEMA = workflow_file(Path(workflow.basedir) / "workflow" / "schemas" / "catalog.schema.yaml")
-SPECTRO_SURVEYS = list(registry.SPECTROSCOPIC)
+SPECTRO_SURVEYS = list(REL.spectroscopic())
 
 
 CLEAN_OPTIONS = {
@@ -64,14 +72,22 @@ CLEAN_OPTIONS = {
 }
 
 
+def release_param():
+    """{"release": <name>} for a release other than the paper's, {} for it (its rules' params as they always were,
+    so that existing results rerun nothing)."""
+    return {} if REL.name == registry.DEFAULT_RELEASE else {"release": REL.name}
+
+
 def clean_params(survey):
     """Only the config values a survey's cleaning reads, so editing one survey's cut reruns only it."""
     kind = "spectroscopic" if survey in SPECTRO_SURVEYS else "photometric"
     keys = CLEAN_OPTIONS[kind] + (["apogee_cov_indices"] if survey == "apogee" else [])
-    return {k: config["catalog"][k] for k in keys}
+    if REL.name != registry.DEFAULT_RELEASE and survey == "gaia":
+        keys.append("gaia_dr3")
+    return {k: config["catalog"][k] for k in keys} | release_param()
 
 
-SURVEY_ARCHIVE = registry.SURVEY_TABLES  # survey -> the archive table cleaned into it
+SURVEY_ARCHIVE = REL.survey_tables()  # survey -> the archive table cleaned into it
 
 
 def archive_table(name):
@@ -92,7 +108,7 @@ def catalog_dataset():
 
 # Archive queries of the remote backend (archives.smk), in dependency order: the catalog's tables, then the
 # photometric-only sample's (photometric/<table>: the stars of inference.photometric_sample.pixels).
-REMOTE_TABLES = list(registry.release().query_order())
+REMOTE_TABLES = list(REL.query_order())
 
 
 def remote_file(name):
@@ -127,8 +143,8 @@ def photometric_tables():
     return {t: f"{SIM}/photometric/archives/{t}.parquet" for t in PHOT_TABLES}
 
 # Validation stage (validation.smk)
-VAL = "results/validation"
-FIG = "results/figures"
+VAL = f"{RESULTS}/validation"
+FIG = f"{RESULTS}/figures"
 
 
 # Unknown figure options stop the run here, before any job, with the figure and key named.
@@ -196,11 +212,11 @@ def default_targets():
         f"{CAT}/table1.md",
         f"{CAT}/check.json",
         f"{MODEL}/summary.json",
-        "results/validation/summary.json",
-        "results/validation/report.md",
+        f"{VAL}/summary.json",
+        f"{VAL}/report.md",
     ]
     if config["inference"]["enabled"]:
-        targets += ["results/inference/summary.json", "results/figures/inference_kiel.png"]
+        targets += [f"{RESULTS}/inference/summary.json", f"{FIG}/inference_kiel.png"]
     if external_catalog():
         targets.append(f"{CAT}/import.json")
     else:
@@ -211,7 +227,7 @@ def default_targets():
 
 
 # --- Photometric inference (inference.smk) ---------------------------------------------------------------
-INF = "results/inference"
+INF = f"{RESULTS}/inference"
 INF_CFG = config["inference"]
 
 

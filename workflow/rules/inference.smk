@@ -17,9 +17,9 @@ rule infer_group:
     wildcard_constraints:
         group=r"\d+",
     log:
-        f"results/logs/inference/group_{{group}}.log",
+        f"{RESULTS}/logs/inference/group_{{group}}.log",
     benchmark:
-        f"results/benchmarks/inference/group_{{group}}.tsv"
+        f"{RESULTS}/benchmarks/inference/group_{{group}}.tsv"
     threads: INF_CFG["threads"]
     resources:
         mem_mb=INF_CFG["mem_mb"],
@@ -45,7 +45,7 @@ rule inference_summary:
         options=INF_CFG,
         **INFERENCE_PARAMS,
     log:
-        "results/logs/inference/summary.log",
+        f"{RESULTS}/logs/inference/summary.log",
     resources:
         mem_mb=INF_CFG["mem_mb"],
         runtime=60,
@@ -68,7 +68,7 @@ rule inference_figures:
         bayestar_file=INFERENCE_PARAMS["bayestar_file"],
         dpi=config["validation"]["dpi"],
     log:
-        "results/logs/inference/figures.log",
+        f"{RESULTS}/logs/inference/figures.log",
     resources:
         mem_mb=INF_CFG["mem_mb"],
         runtime=60,

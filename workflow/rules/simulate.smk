@@ -47,6 +47,29 @@ rule simulate_sky:
         "../scripts/simulate_sky.py"
 
 
+rule simulate_release_dr3:
+    input:
+        **{name: f"{SIM}/archives/{name}.parquet" for name in SIM_DR3_INPUTS},
+        truth=f"{SIM}/truth.parquet",
+        code=code_inputs("../scripts/simulate_release.py"),
+    output:
+        **{name: f"{SIM}/archives/{name}.parquet" for name in SIM_DR3_TABLES},
+        truth_dr3=f"{SIM}/truth_dr3.parquet",
+    params:
+        seed=config["simulate"]["seed"],
+    log:
+        "results/logs/simulate_release_dr3.log",
+    benchmark:
+        "results/benchmarks/simulate_release_dr3.tsv"
+    resources:
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime="1h",
+    conda:
+        "../../envs/simulate.yaml"
+    script:
+        "../scripts/simulate_release.py"
+
+
 rule simulate_photometric:
     input:
         code=code_inputs("../scripts/simulate_photometric.py"),

@@ -18,9 +18,9 @@ rule train_model:
     params:
         options=config["train"],
     log:
-        "results/logs/train_model.log",
+        f"{RESULTS}/logs/train_model.log",
     benchmark:
-        "results/benchmarks/train_model.tsv"
+        f"{RESULTS}/benchmarks/train_model.tsv"
     threads: 2
     resources:
         mem_mb=lambda wc, input: 4000 + 6 * int(input.size_mb),

@@ -12,9 +12,9 @@ rule evaluate_test:
         colours=config["validation"]["colours"],
         train=config["train"],
     log:
-        "results/logs/validation/evaluate_test.log",
+        f"{RESULTS}/logs/validation/evaluate_test.log",
     benchmark:
-        "results/benchmarks/validation/evaluate_test.tsv"
+        f"{RESULTS}/benchmarks/validation/evaluate_test.tsv"
     resources:
         mem_mb=lambda wc, input: 4000 + 4 * int(input.size_mb),
         runtime="1h",
@@ -36,7 +36,7 @@ rule evaluate_comparison:
         train=config["train"],
         compare=compare_config(),
     log:
-        "results/logs/validation/evaluate_comparison.log",
+        f"{RESULTS}/logs/validation/evaluate_comparison.log",
     resources:
         mem_mb=lambda wc, input: 4000 + 4 * int(input.size_mb),
         runtime="1h",
@@ -63,7 +63,7 @@ rule validation_summary:
         compare=compare_config(),
         appendix_b=config["validation"]["figures"].get("nonlinearity", {}).get("appendix_b", {}),
     log:
-        "results/logs/validation/summary.log",
+        f"{RESULTS}/logs/validation/summary.log",
     resources:
         mem_mb=lambda wc, input: 2000 + 3 * int(input.size_mb),
         runtime="30m",
@@ -100,9 +100,9 @@ for _name in FIGURES:
                 (compare_config() or {}).get("label") if "compare_table" in FIGURES[_name].inputs else None
             ),
         log:
-            f"results/logs/figures/{_name}.log",
+            f"{RESULTS}/logs/figures/{_name}.log",
         benchmark:
-            f"results/benchmarks/figures/{_name}.tsv"
+            f"{RESULTS}/benchmarks/figures/{_name}.tsv"
         resources:
             mem_mb=lambda wc, input: 2000 + 4 * int(input.size_mb),
             runtime="30m",
@@ -123,7 +123,7 @@ rule validation_report:
     output:
         report=f"{VAL}/report.md",
     log:
-        "results/logs/validation/report.log",
+        f"{RESULTS}/logs/validation/report.log",
     conda:
         "../../envs/validation.yaml"
     script:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import registry
 from ..config import defaults, with_defaults
 from ..registry import SURVEY_TABLES
 from . import cuts
@@ -100,15 +101,42 @@ def _mag_columns(phot: BandPhotometry) -> dict[str, np.ndarray]:
 
 
 # --------------------------------------------------------------------------------------------- Gaia
-def clean_gaia(df: pd.DataFrame, floor: float = FLOOR, max_error: float = MAX_ERROR) -> Cleaned:
-    """Gaia DR2: astrometric and photometric cuts (rows); G, BP, RP with the error floor.
+def clean_gaia(
+    df: pd.DataFrame,
+    floor: float = FLOOR,
+    max_error: float = MAX_ERROR,
+    release: str = registry.DEFAULT_RELEASE,
+    dr3: dict[str, Any] | None = None,
+) -> Cleaned:
+    """Gaia: astrometric and photometric cuts (rows); G, BP, RP with the error floor.
 
     A source whose G band is unusable after the floor (floored error > ``max_error``) is removed
     (cut ``g_error``): G is the reference band and is required (METHOD.md §5).
+
+    Release ``dr2``: the paper's cuts (:func:`cuts.gaia_cuts`). Release ``dr3`` (options ``dr3``: config
+    ``catalog.gaia_dr3``): RUWE in place of the astrometric χ² (:func:`cuts.gaia_dr3_cuts`); BP and RP dropped
+    where the corrected flux excess C* is off by ``bp_rp_excess_nsigma`` σ (counted as ``bp_rp_excess``); the
+    parallax zero-point of Lindegren et al. (2021) subtracted where valid, its value in column
+    ``parallax_zero_point`` (NaN: not valid there, parallax as published; counted under ``parallax_zero_point``).
     """
-    table = SURVEY_TABLES["gaia"]
-    base = cuts.gaia_cuts(df, table)
+    table = registry.release(release).surveys["gaia"].table
+    extra_cols: dict[str, Any] = {}
+    extra_counts: dict[str, Any] = {}
+    parallax = cuts.float_column(df, "parallax")
     raw = cuts.gaia_photometry(df, table)
+    if release == "dr2":
+        base = cuts.gaia_cuts(df, table)
+    else:
+        o = {**defaults("catalog")["gaia_dr3"], **(dr3 or {})}
+        base = cuts.gaia_dr3_cuts(df, table, o["ruwe_max"])
+        excess = cuts.gaia_dr3_excess_fails(df, table, o["bp_rp_excess_nsigma"])
+        usable = raw.usable.copy()
+        usable.loc[excess, ["gaia_bp", "gaia_rp"]] = False
+        raw = BandPhotometry(raw.mag.where(usable), raw.err.where(usable), usable, raw.extra)
+        zp = cuts.gaia_dr3_parallax_zero_point(df, table) if o["parallax_zero_point"] else np.full(len(df), np.nan)
+        parallax = np.where(np.isfinite(zp), parallax - zp, parallax)
+        extra_cols["parallax_zero_point"] = zp
+        extra_counts = {"bp_rp_excess": int(excess.sum()), "parallax_zero_point": {}}
     phot = raw.with_error_floor(floor, max_error)
     g_err = cuts.cut_result(
         table, df.index, {"g_error": ~phot.usable["gaia_g"].to_numpy() & raw.usable["gaia_g"].to_numpy()}
@@ -118,14 +146,28 @@ def clean_gaia(df: pd.DataFrame, floor: float = FLOOR, max_error: float = MAX_ER
     out = pd.DataFrame(
         {
             "source_id": df["source_id"].to_numpy(dtype=np.int64),
-            **{c: cuts.float_column(df, c) for c in ("ra", "dec", "l", "b", "parallax", "parallax_error")},
+            **{c: cuts.float_column(df, c) for c in ("ra", "dec", "l", "b")},
+            "parallax": parallax,
+            "parallax_error": cuts.float_column(df, "parallax_error"),
             **_mag_columns(phot),
+            **extra_cols,
         }
     )[keep].reset_index(drop=True)
+    if "parallax_zero_point" in extra_counts:
+        applied = np.isfinite(out["parallax_zero_point"].to_numpy())
+        extra_counts["parallax_zero_point"] = {
+            "applied": int(applied.sum()),
+            "not_valid": int((~applied).sum()) if o["parallax_zero_point"] else 0,
+            "enabled": bool(o["parallax_zero_point"]),
+            "median_mas": float(np.median(out["parallax_zero_point"][applied])) if applied.any() else None,
+        }
+        extra_counts["bp_rp_excess"] = int(excess[keep].sum())
     rejected = _rejected(df["source_id"], df["ra"], df["dec"], res, "source_id")
     kept = BandPhotometry(*(x[keep] for x in (raw.mag, raw.err, raw.usable)))
     kept_after = BandPhotometry(*(x[keep] for x in (phot.mag, phot.err, phot.usable)))
-    return Cleaned("gaia", out, rejected, _counts("gaia", table, res, bands=_band_counts(kept, kept_after)))
+    return Cleaned(
+        "gaia", out, rejected, _counts("gaia", table, res, bands=_band_counts(kept, kept_after), **extra_counts)
+    )
 
 
 # --------------------------------------------------------------------------------------------- photometry
@@ -283,13 +325,19 @@ def apogee_covariance(df: pd.DataFrame, indices=APOGEE_COV_INDICES, table: str =
 
 
 def clean_apogee(
-    df: pd.DataFrame, label_floor=cuts.LABEL_FLOOR, label_max=cuts.LABEL_MAX, cov_indices=APOGEE_COV_INDICES
+    df: pd.DataFrame,
+    label_floor=cuts.LABEL_FLOOR,
+    label_max=cuts.LABEL_MAX,
+    cov_indices=APOGEE_COV_INDICES,
+    release: str = registry.DEFAULT_RELEASE,
 ) -> Cleaned:
-    """APOGEE DR16: STAR_WARN / STAR_BAD, label sanity; covariance from FPARAM_COV (see apogee_covariance)."""
-    table = SURVEY_TABLES["apogee"]
-    base = cuts.apogee_cuts(df, table)
+    """APOGEE DR16 (release dr2) or DR17 (dr3): STAR_WARN / STAR_BAD, label sanity (DR17 also drops the lower-S/N
+    duplicates, EXTRATARG bit 4); covariance from FPARAM_COV (see apogee_covariance)."""
+    table = registry.release(release).surveys["apogee"].table
+    base = cuts.apogee_cuts(df, table, duplicates=release != registry.DEFAULT_RELEASE)
     theta, err, var, cov = apogee_covariance(df, cov_indices, table)
-    gsid = pd.to_numeric(df["GAIA_SOURCE_ID"], errors="coerce") if "GAIA_SOURCE_ID" in df else None
+    gaia_col = next((c for c in ("GAIAEDR3_SOURCE_ID", "GAIA_SOURCE_ID") if c in df), None)
+    gsid = pd.to_numeric(df[gaia_col], errors="coerce") if gaia_col else None
     extra = {"gaia_source_id_survey": gsid.fillna(-1).to_numpy(dtype=np.int64)} if gsid is not None else {}
     return _spectra(
         "apogee",
@@ -310,22 +358,33 @@ def clean_apogee(
     )
 
 
-def clean_galah(df: pd.DataFrame, label_floor=cuts.LABEL_FLOOR, label_max=cuts.LABEL_MAX) -> Cleaned:
-    """GALAH DR2: flag_cannon, S/N, label sanity; diagonal label covariance."""
-    table = SURVEY_TABLES["galah"]
-    base = cuts.galah_cuts(df, table)
+def clean_galah(
+    df: pd.DataFrame,
+    label_floor=cuts.LABEL_FLOOR,
+    label_max=cuts.LABEL_MAX,
+    release: str = registry.DEFAULT_RELEASE,
+) -> Cleaned:
+    """GALAH DR2 (release dr2: flag_cannon) or DR4 (dr3: flag_sp): S/N, label sanity; diagonal label covariance."""
+    table = registry.release(release).surveys["galah"].table
+    base = cuts.galah_cuts(df, table, release)
     labels, errors = ("teff", "logg", "fe_h"), ("e_teff", "e_logg", "e_fe_h")
-    snr = [f"snr_c{i}" for i in range(1, 5)]
+    snr = [f"{cuts.galah_snr_prefix(release)}{i}" for i in range(1, 5)]
     return _diagonal_spectra("galah", table, df, base, "sobject_id", labels, errors, snr, label_floor, label_max)
 
 
 def clean(survey: str, df: pd.DataFrame, options: dict[str, Any] | None = None) -> Cleaned:
-    """Dispatch to ``clean_<survey>`` with the options of config section ``catalog``."""
+    """Dispatch to ``clean_<survey>`` with the options of config section ``catalog``; ``options["release"]``
+    (config ``archives.release``; absent: the paper's) chooses the release's table and cuts."""
+    options = dict(options or {})
+    release = options.pop("release", registry.DEFAULT_RELEASE)
+    rel = registry.release(release)
+    if survey not in rel.surveys:
+        raise KeyError(f"unknown survey {survey!r}; known: {', '.join(rel.surveys)}")
     o = with_defaults(options, "catalog")
     floor, max_error = o["mag_error_floor"], o["mag_error_max"]
     lf, lm = tuple(o["label_floor"]), tuple(o["label_sigma_max"])
     if survey == "gaia":
-        return clean_gaia(df, floor, max_error)
+        return clean_gaia(df, floor, max_error, release, o["gaia_dr3"])
     if survey == "ps1":
         return clean_ps1(df, floor, max_error)
     if survey == "tmass":
@@ -335,7 +394,5 @@ def clean(survey: str, df: pd.DataFrame, options: dict[str, Any] | None = None) 
     if survey == "lamost":
         return clean_lamost(df, lf, lm)
     if survey == "apogee":
-        return clean_apogee(df, lf, lm, tuple(o["apogee_cov_indices"]))
-    if survey == "galah":
-        return clean_galah(df, lf, lm)
-    raise KeyError(f"unknown survey {survey!r}; known: {', '.join(SURVEY_TABLES)}")
+        return clean_apogee(df, lf, lm, tuple(o["apogee_cov_indices"]), release)
+    return clean_galah(df, lf, lm, release)

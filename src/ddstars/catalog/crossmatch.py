@@ -32,6 +32,11 @@ SPEC_RADIUS_ARCSEC = _RADII["spectroscopic"]
 DEFAULT_PRIORITY = tuple(defaults("catalog")["survey_priority"])
 
 
+#: The column of a best-neighbour table that holds the linked survey's identifier (Gaia DR2's name; other
+#: releases' link tables are read with theirs renamed to it).
+LINK_KEY = "original_ext_source_id"
+
+
 def sky_match(ra1, dec1, ra2, dec2, radius_arcsec: float) -> tuple[np.ndarray, np.ndarray]:
     """Nearest neighbour in catalogue 2 of every position in catalogue 1, within ``radius_arcsec``.
 
@@ -179,7 +184,7 @@ def attach_photometry(
         bn = bn[bn["angular_distance"].to_numpy(float) < radius]
         if bn["source_id"].duplicated().any():
             bn = bn.sort_values(["source_id", "angular_distance"]).drop_duplicates("source_id")
-        ids = bn["original_ext_source_id"]
+        ids = bn[LINK_KEY]
         # integer ids (PS1 objID ~1e17) as nullable integers: a float64 reindex would round them
         ids = ids.astype("Int64") if ids.dtype.kind in "iu" else ids
         ext_id = pd.Series(ids.array, index=bn["source_id"].to_numpy()).reindex(sid)

@@ -26,13 +26,14 @@ import pandas as pd
 from ..bands import BANDS, MAG_ERR
 from ..config import defaults
 from ..errors import SchemaError
-from ..registry import SURVEY_TABLES
+from ..registry import DEFAULT_RELEASE, SURVEY_TABLES
 
 PS1_MISSING = -999.0
 PS1_GALAXY_EXCESS = 0.1  # mag: PSF - aperture above this in any band marks a galaxy (ARCHIVES.md §0)
 PS1_GALAXY_TOL = 1e-5  # mag: float32 storage of PS1 mags (ulp ~2e-6 at 16 mag); 0.1 + tol is the threshold
 APOGEE_STAR_WARN = 1 << 7
 APOGEE_STAR_BAD = 1 << 23
+APOGEE_DUPLICATE = 1 << 4  # EXTRATARG (DR17): a lower-S/N duplicate of another row
 MIN_LABEL_ERROR = 1e-5
 LABEL_FLOOR = tuple(defaults("catalog")["label_floor"])  # Teff [K], log g, [Fe/H]
 LABEL_MAX = tuple(defaults("catalog")["label_sigma_max"])
@@ -203,6 +204,88 @@ def gaia_cuts(df: pd.DataFrame, table: str = SURVEY_TABLES["gaia"]) -> CutResult
     )
 
 
+# --------------------------------------------------------------------------------------------- Gaia DR3
+GAIA_DR3_CUT_COLUMNS = ("visibility_periods_used", "ruwe", "phot_g_n_obs", "phot_g_mean_mag")
+GAIA_DR3_ZERO_POINT_COLUMNS = (
+    "phot_g_mean_mag",
+    "nu_eff_used_in_astrometry",
+    "pseudocolour",
+    "ecl_lat",
+    "astrometric_params_solved",
+)
+
+
+def gaia_dr3_cuts(df: pd.DataFrame, table: str, ruwe_max: float = 1.4) -> CutResult:
+    """Gaia DR3 astrometric and photometric quality cuts (docs/releases.md): the paper's
+    ``visibility_periods_used > 8`` and ``phot_g_n_obs > 2`` and G present, with ``ruwe < ruwe_max`` (Lindegren
+    et al. 2021, a column of DR3) in place of DR2's astrometric χ² cut (a missing RUWE fails)."""
+    require_columns(df, table, GAIA_DR3_CUT_COLUMNS)
+    g = float_column(df, "phot_g_mean_mag")
+    return cut_result(
+        table,
+        df.index,
+        {
+            "visibility_periods_used": ~(float_column(df, "visibility_periods_used") > 8),
+            "ruwe": ~(float_column(df, "ruwe") < ruwe_max),
+            "phot_g_n_obs": ~(float_column(df, "phot_g_n_obs") > 2),
+            "g_missing": ~np.isfinite(g),
+        },
+    )
+
+
+def bp_rp_excess_expected(bp_rp: np.ndarray) -> np.ndarray:
+    """f(BP − RP): the flux excess C = (I_BP + I_RP) / I_G of a well-measured source of that colour (Riello et al.
+    2021, Eq. 6 and Table 2)."""
+    x = np.asarray(bp_rp, dtype=np.float64)
+    return np.select(
+        [x < 0.5, x < 4.0],
+        [
+            1.154360 + 0.033772 * x + 0.032277 * x**2,
+            1.162004 + 0.011464 * x + 0.049255 * x**2 - 0.005879 * x**3,
+        ],
+        1.057572 + 0.140537 * x,
+    )
+
+
+def bp_rp_excess_sigma(g_mag: np.ndarray) -> np.ndarray:
+    """σ_C*(G), the 1σ scatter of C* of well-measured sources (Riello et al. 2021, Eq. 18)."""
+    return 0.0059898 + 8.817481e-12 * np.asarray(g_mag, dtype=np.float64) ** 7.618399
+
+
+def bp_rp_excess_star(df: pd.DataFrame, table: str) -> np.ndarray:
+    """C* = C − f(BP − RP) of every row (NaN where BP, RP or the excess factor is missing)."""
+    require_columns(df, table, ("phot_bp_rp_excess_factor", "phot_bp_mean_mag", "phot_rp_mean_mag"))
+    colour = float_column(df, "phot_bp_mean_mag") - float_column(df, "phot_rp_mean_mag")
+    return float_column(df, "phot_bp_rp_excess_factor") - bp_rp_excess_expected(colour)
+
+
+def gaia_dr3_excess_fails(df: pd.DataFrame, table: str, nsigma: float = 3.0) -> np.ndarray:
+    """True where |C*| ≥ ``nsigma`` σ_C*(G): BP and RP of that source are not trusted (G is kept)."""
+    c_star = bp_rp_excess_star(df, table)
+    with np.errstate(invalid="ignore"):
+        return np.abs(c_star) >= nsigma * bp_rp_excess_sigma(float_column(df, "phot_g_mean_mag"))
+
+
+def gaia_dr3_parallax_zero_point(df: pd.DataFrame, table: str) -> np.ndarray:
+    """The Lindegren et al. (2021) parallax zero-point [mas] of every row (``gaiadr3-zeropoint``; subtract it
+    from ``parallax``), NaN where the recipe is not valid: G outside 6–21, ν_eff outside 1.1–1.9 (5-parameter
+    solutions) or the pseudocolour outside 1.24–1.72 (6-parameter), and 2-parameter solutions, which have no
+    parallax."""
+    from zero_point import zpt
+
+    require_columns(df, table, GAIA_DR3_ZERO_POINT_COLUMNS)
+    if not getattr(zpt, "_ddstars_loaded", False):
+        zpt.load_tables()
+        zpt._ddstars_loaded = True
+    solved = pd.to_numeric(df["astrometric_params_solved"], errors="coerce").to_numpy()
+    ok = np.isin(solved, (31, 95))
+    out = np.full(len(df), np.nan)
+    if ok.any():
+        cols = [float_column(df, c)[ok] for c in GAIA_DR3_ZERO_POINT_COLUMNS[:4]]
+        out[ok] = zpt.get_zpt(*cols, solved[ok].astype(np.int64), _warnings=False)
+    return out
+
+
 @dataclass(frozen=True)
 class BandPhotometry:
     """Per-band magnitudes ``mag``, errors ``err`` and ``usable`` mask (DataFrames on the input index,
@@ -298,18 +381,26 @@ APOGEE_COLUMNS = ("ASPCAPFLAG", "TEFF_ERR", "LOGG_ERR", "M_H_ERR", "PARAM")
 APOGEE_PARAM_IDX = (0, 1, 3)  # Teff, logg, [M/H] in PARAM/FPARAM
 
 
-def apogee_cuts(df: pd.DataFrame, table: str = SURVEY_TABLES["apogee"]) -> CutResult:
+def apogee_cuts(df: pd.DataFrame, table: str = SURVEY_TABLES["apogee"], duplicates: bool = False) -> CutResult:
     """APOGEE DR16 cuts: ASPCAPFLAG has neither STAR_WARN (bit 7) nor STAR_BAD (bit 23); TEFF_ERR,
-    LOGG_ERR, M_H_ERR > 1e-5; PARAM[0], PARAM[1], PARAM[3] finite. Other ASPCAPFLAG bits are ignored."""
-    require_columns(df, table, APOGEE_COLUMNS)
+    LOGG_ERR, M_H_ERR > 1e-5; PARAM[0], PARAM[1], PARAM[3] finite. Other ASPCAPFLAG bits are ignored.
+    ``duplicates`` (DR17, with the same ASPCAPFLAG bits): also cut ``duplicate``, EXTRATARG bit 4 (the lower-S/N
+    entries of a star observed more than once, which DR17 keeps as rows of their own)."""
+    require_columns(df, table, (*APOGEE_COLUMNS, *(("EXTRATARG",) if duplicates else ())))
     flag = pd.to_numeric(df["ASPCAPFLAG"]).fillna(0).to_numpy().astype(np.int64)
     param = list_column(df, table, "PARAM", 4)[:, list(APOGEE_PARAM_IDX)]
+    extra = {}
+    if duplicates:
+        extra["duplicate"] = (
+            pd.to_numeric(df["EXTRATARG"]).fillna(0).to_numpy().astype(np.int64) & APOGEE_DUPLICATE
+        ) != 0
     return cut_result(
         table,
         df.index,
         {
             "star_warn": (flag & APOGEE_STAR_WARN) != 0,
             "star_bad": (flag & APOGEE_STAR_BAD) != 0,
+            **extra,
             **_label_fails(
                 df,
                 [param[:, 0], param[:, 1], param[:, 2]],
@@ -319,27 +410,29 @@ def apogee_cuts(df: pd.DataFrame, table: str = SURVEY_TABLES["apogee"]) -> CutRe
     )
 
 
-GALAH_COLUMNS = (
-    "flag_cannon",
-    *(f"snr_c{i}" for i in range(1, 5)),
-    "teff",
-    "e_teff",
-    "logg",
-    "e_logg",
-    "fe_h",
-    "e_fe_h",
-)
+def galah_snr_prefix(release: str = DEFAULT_RELEASE) -> str:
+    """Column prefix of GALAH's per-CCD S/N: ``snr_c`` (DR2, release dr2), ``snr_px_ccd`` (DR4, release dr3)."""
+    return "snr_c" if release == DEFAULT_RELEASE else "snr_px_ccd"
 
 
-def galah_cuts(df: pd.DataFrame, table: str = SURVEY_TABLES["galah"]) -> CutResult:
-    """GALAH DR2 cuts: flag_cannon == 0; any snr_c1..c4 > 20; e_teff, e_logg, e_fe_h > 1e-5; finite labels."""
-    require_columns(df, table, GALAH_COLUMNS)
-    snr = np.stack([float_column(df, f"snr_c{i}") for i in range(1, 5)], axis=1)
+def galah_flag(release: str = DEFAULT_RELEASE) -> str:
+    """GALAH's overall quality flag: ``flag_cannon`` (DR2), ``flag_sp`` (DR4; the release advises ``flag_sp == 0``
+    and not to cut on ``flag_fe_h``, which is known to be wrong)."""
+    return "flag_cannon" if release == DEFAULT_RELEASE else "flag_sp"
+
+
+def galah_cuts(df: pd.DataFrame, table: str = SURVEY_TABLES["galah"], release: str = DEFAULT_RELEASE) -> CutResult:
+    """GALAH DR2 cuts: flag_cannon == 0; any snr_c1..c4 > 20; e_teff, e_logg, e_fe_h > 1e-5; finite labels.
+    DR4 (release dr3): flag_sp == 0 in place of flag_cannon, any snr_px_ccd1..4 > 20."""
+    flag, prefix = galah_flag(release), galah_snr_prefix(release)
+    labels = ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h")
+    require_columns(df, table, (flag, *(f"{prefix}{i}" for i in range(1, 5)), *labels))
+    snr = np.stack([float_column(df, f"{prefix}{i}") for i in range(1, 5)], axis=1)
     return cut_result(
         table,
         df.index,
         {
-            "flag_cannon": ~(float_column(df, "flag_cannon") == 0),
+            flag: ~(float_column(df, flag) == 0),
             "low_snr": ~np.any(snr > 20, axis=1),
             **_label_fails(
                 df,

@@ -33,10 +33,11 @@ def _read(path: PathLike) -> pd.DataFrame:
 def run_clean(survey: str, archive_path: PathLike, out: Mapping[str, PathLike], options: Mapping[str, Any]) -> dict:
     """Rule clean_<survey>: archive table -> ``out["table"]``, ``out["rejected"]``, ``out["counts"]``."""
     t0 = time.perf_counter()
-    table = registry.SURVEY_TABLES[survey]
+    rel = registry.release(options.get("release", registry.DEFAULT_RELEASE))
+    table = rel.surveys[survey].table
     df = archives.read_table(archive_path, table)
     result = clean.clean(survey, df, dict(options))
-    if survey in registry.SPECTROSCOPIC and len(result.table) == 0:
+    if survey in rel.spectroscopic() and len(result.table) == 0:
         raise DataError(f"{archive_path}: no {survey} row survives the quality cuts ({result.counts['cuts']})")
     write_parquet(result.table, out["table"])
     write_parquet(result.rejected, out["rejected"])
@@ -87,18 +88,26 @@ def run_photometry(
     """Rule match_photometry: PS1, 2MASS (best-neighbour tables) and unWISE (sky match) for matched stars.
 
     ``tables``: the cleaned ``ps1``, ``tmass``, ``unwise`` (and ``ps1_rejected``, ``tmass_rejected``), and the
-    best-neighbour archive tables as ``ps1_link``, ``tmass_link`` (:data:`ddstars.registry.LINKS`).
+    best-neighbour archive tables as ``ps1_link``, ``tmass_link`` (:meth:`ddstars.registry.Release.links` of
+    ``options["release"]``, absent: the paper's; each link's identifier column, e.g. DR3's ``original_psc_source_id``, read as the
+    ``original_ext_source_id`` of DR2's).
     """
     stars = _stars(matched, gaia, ["ra", "dec"])
     radii = photometry_radii(options)
+    rel = registry.release(options.get("release", registry.DEFAULT_RELEASE))
+
+    def link(survey: str) -> pd.DataFrame:
+        df = archives.read_table(tables[f"{survey}_link"], rel.links()[survey])
+        return df.rename(columns={rel.link_keys()[survey]: crossmatch.LINK_KEY})
+
     phot, report = crossmatch.attach_photometry(
         stars,
         _read(tables["ps1"]),
         _read(tables["ps1_rejected"]),
-        archives.read_table(tables["ps1_link"], registry.LINKS["ps1"]),
+        link("ps1"),
         _read(tables["tmass"]),
         _read(tables["tmass_rejected"]),
-        archives.read_table(tables["tmass_link"], registry.LINKS["tmass"]),
+        link("tmass"),
         _read(tables["unwise"]),
         radii,
     )

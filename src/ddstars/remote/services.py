@@ -79,6 +79,11 @@ class QuerySpec:
     pixel_order: int = 0
     mag_column: str | None = None  # kind healpix: remote column of the magnitude window mag_range [lo, hi)
     mag_range: tuple[float, float] | None = None
+    # kind id_upload: further tables joined to the queried one (``t``), as ADQL ``JOIN … AS <alias> ON …``
+    # clauses, and the remote columns read from them (remote name -> alias); e.g. Gaia DR3's 2MASS best
+    # neighbours, whose PSC designation is in gaiadr3.tmass_psc_xsc_join
+    joins: tuple[str, ...] = ()
+    joined_columns: Mapping[str, str] = field(default_factory=dict)
 
     def archive_name(self, remote: str) -> str:
         return self.columns.get(remote, remote)
@@ -100,7 +105,7 @@ def _identity(table: str, **renamed: str) -> dict[str, str]:
 def _spec(table: str, kind: str, columns: Mapping[str, str], key: str, *pos: str | None, **kw: Any) -> QuerySpec:
     """The :class:`QuerySpec` of registry table ``table``: service, service table and upstream inputs from the
     registry, how it is cut into chunks here."""
-    entry = registry.TABLES[table]
+    entry = registry.ALL_TABLES[table]
     return QuerySpec(table, entry.service, entry.service_table, kind, columns, key, *pos, upstream=entry.upstream, **kw)
 
 
@@ -139,10 +144,34 @@ _QUERIES = {
             "unwise", "position_upload", _identity("unwise"), "unwise_objid", "ra", "dec", chunk_size=20_000,
             healpix_order=6, radius_arcsec=0.4,
         ),
+        # the Gaia DR3 era (archives.release dr3; docs/releases.md)
+        _spec(
+            "gaia_dr3_source", "position_upload", _identity("gaia_dr3_source"), "source_id", "ra", "dec",
+            mode="async", chunk_size=50_000, healpix_order=5, radius_arcsec=0.2,
+        ),
+        _spec(
+            "gaia_dr3_panstarrs1_best_neighbour", "id_upload", _identity("gaia_dr3_panstarrs1_best_neighbour"),
+            "source_id", mode="async", chunk_size=100_000,
+        ),
+        _spec(
+            "gaia_dr3_tmass_psc_xsc_best_neighbour", "id_upload", _identity("gaia_dr3_tmass_psc_xsc_best_neighbour"),
+            "source_id", mode="async", chunk_size=100_000,
+            joins=("JOIN gaiadr3.tmass_psc_xsc_join AS j ON j.clean_tmass_psc_xsc_oid = t.clean_tmass_psc_xsc_oid",),
+            joined_columns={"original_psc_source_id": "j"},
+        ),
+        _spec(
+            "apogee_dr17_allstar", "file", _identity("apogee_dr17_allstar"), "APOGEE_ID", "RA", "DEC", n_chunks=1,
+        ),
+        _spec(
+            "galah_dr4", "range", _identity("galah_dr4"), "sobject_id", "ra", "dec", range_column="ra", n_chunks=12,
+        ),
     )
 }  # fmt: skip
-#: One query spec per registry table, in an order where each table comes after those its queries need.
+#: One query spec per registry table of the paper's release, in an order where each table comes after those its
+#: queries need; :data:`ALL_SPECS`: those of every release (a table two releases share has one spec, whose
+#: upstream inputs :func:`spec_for` takes from the configured release).
 SPECS: dict[str, QuerySpec] = {name: _QUERIES[name] for name in registry.release().query_order()}
+ALL_SPECS: dict[str, QuerySpec] = {name: _QUERIES[name] for name in registry.ALL_TABLES}
 
 # The ``remote:`` config section's defaults: those of workflow/schemas/config.schema.yaml (ddstars.config).
 DEFAULT_CONFIG: dict[str, Any] = defaults("remote")
@@ -171,8 +200,8 @@ def split_name(name: str) -> tuple[str | None, str]:
     """(sample, archive table) of a table name: ``photometric/gaia_source`` -> ("photometric", "gaia_source"),
     ``gaia_source`` -> (None, "gaia_source")."""
     sample, sep, table = name.rpartition("/")
-    if table not in SPECS or (sep and f"{sample}/{table}" not in SAMPLE_TABLES):
-        known = ", ".join((*SPECS, *SAMPLE_TABLES))
+    if table not in ALL_SPECS or (sep and f"{sample}/{table}" not in SAMPLE_TABLES):
+        known = ", ".join((*ALL_SPECS, *SAMPLE_TABLES))
         raise KeyError(f"unknown archive table {name!r}; known: {known}")
     return (sample or None), table
 
@@ -242,8 +271,9 @@ def remote_config(config: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"config key 'remote' must be a mapping, got {type(section).__name__}")
     cfg = _merge(DEFAULT_CONFIG, section)
     for name in cfg["tables"]:
-        if name not in SPECS:
-            raise ConfigError(f"config key 'remote.tables.{name}': unknown archive table; known: {', '.join(SPECS)}")
+        if name not in ALL_SPECS:
+            known = ", ".join(ALL_SPECS)
+            raise ConfigError(f"config key 'remote.tables.{name}': unknown archive table; known: {known}")
     return cfg
 
 
@@ -255,7 +285,11 @@ def spec_for(name: str, config: Mapping[str, Any] | None = None) -> QuerySpec:
     order ``max(healpix_order of the pixels, remote.tables.gaia_source.healpix_order)``.
     """
     sample, table = split_name(name)
-    spec = SPECS[table]
+    # the configured release's tables; the photometric sample is queried in the paper's release's (its only one)
+    rel = registry.configured(config or {}) if sample is None else registry.release()
+    spec = ALL_SPECS[table]
+    if table in rel.tables:  # the upstream inputs of the configured release (DR3's PS1 hangs off DR3's links)
+        spec = replace(spec, upstream=rel.tables[table].upstream)
     over = remote_config(config or {})["tables"].get(table, {})
     kw = {k: over[k] for k in _TABLE_KEYS if over.get(k) is not None}
     if "range" in kw:
@@ -325,8 +359,13 @@ def quote(name: str) -> str:
 
 
 def select_list(spec: QuerySpec, alias: str | None = None) -> str:
-    pre = f"{alias}." if alias else ""
-    return ", ".join(pre + quote(c) for c in spec.columns)
+    """The columns of ``spec``, each prefixed by ``alias`` (or by its joined table's alias, ``joined_columns``)."""
+
+    def pre(c: str) -> str:
+        a = spec.joined_columns.get(c, alias)
+        return f"{a}." if a else ""
+
+    return ", ".join(pre(c) + quote(c) for c in spec.columns)
 
 
 def adql_range(spec: QuerySpec, lo: float, hi: float, last: bool) -> str:
@@ -336,9 +375,10 @@ def adql_range(spec: QuerySpec, lo: float, hi: float, last: bool) -> str:
 
 
 def adql_id_upload(spec: QuerySpec) -> str:
+    joins = "".join(f" {j}" for j in spec.joins)
     return (
         f"SELECT {select_list(spec, 't')} FROM {spec.remote_table} AS t "
-        f"JOIN TAP_UPLOAD.{UPLOAD_NAME} AS u ON t.{quote(spec.key)} = u.id"
+        f"JOIN TAP_UPLOAD.{UPLOAD_NAME} AS u ON t.{quote(spec.key)} = u.id{joins}"
     )
 
 

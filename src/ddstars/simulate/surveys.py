@@ -402,6 +402,11 @@ def apogee_table(truth: Truth, cfg: dict[str, Any], rng: np.random.Generator, se
     )
 
 
+def galah_sobject_id(serial: np.ndarray) -> np.ndarray:
+    """GALAH's sobject_id of the row with serial number ``serial`` (the truth's ``galah_id``)."""
+    return 1_403_010_000_000_000 + np.asarray(serial).astype(np.int64) * 1001
+
+
 def galah_table(truth: Truth, cfg: dict[str, Any], rng: np.random.Generator, serial0: int) -> pd.DataFrame:
     """GALAH DR2 rows (Buder et al. 2018; ARCHIVES.md §8) for stars with ``in_galah``. True label scale."""
     scfg, fl = cfg["surveys"]["galah"], cfg["failures"]
@@ -422,7 +427,7 @@ def galah_table(truth: Truth, cfg: dict[str, Any], rng: np.random.Generator, ser
     ra, dec = offset_positions(
         rng, truth["ra"][idx], truth["dec"][idx], cfg["astrometry"]["position_jitter_arcsec"]["spectroscopic"]
     )
-    sobject = 1_403_010_000_000_000 + (serial0 + np.arange(n)).astype(np.int64) * 1001
+    sobject = galah_sobject_id(serial0 + np.arange(n))
     _record(
         truth,
         idx,
