@@ -210,7 +210,9 @@ GAIA_DR3 = Release(
             ),
             Table("unwise", "unWISE", "datalab", "unwise_dr1.object", "survey", "unwise", ((_DR3_GAIA, "ra"),)),
             Table("lamost_dr5_ddpayne", "LAMOST DR5 DD-Payne", "vizier", '"J/ApJS/245/34/catalog"', "survey", "lamost"),
-            Table("apogee_dr17_allstar", "APOGEE DR17", "sdss_dr17", "allStar-dr17-synspec_rev1.fits", "survey", "apogee"),
+            Table(
+                "apogee_dr17_allstar", "APOGEE DR17", "sdss_dr17", "allStar-dr17-synspec_rev1.fits", "survey", "apogee"
+            ),
             Table("galah_dr4", "GALAH DR4", "datacentral", "galah_dr4.mainstartable", "survey", "galah"),
         )
     },

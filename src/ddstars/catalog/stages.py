@@ -89,8 +89,8 @@ def run_photometry(
 
     ``tables``: the cleaned ``ps1``, ``tmass``, ``unwise`` (and ``ps1_rejected``, ``tmass_rejected``), and the
     best-neighbour archive tables as ``ps1_link``, ``tmass_link`` (:meth:`ddstars.registry.Release.links` of
-    ``options["release"]``, absent: the paper's; each link's identifier column, e.g. DR3's ``original_psc_source_id``, read as the
-    ``original_ext_source_id`` of DR2's).
+    ``options["release"]``, absent: the paper's; each link's identifier column, e.g. DR3's
+    ``original_psc_source_id``, read as the ``original_ext_source_id`` of DR2's).
     """
     stars = _stars(matched, gaia, ["ra", "dec"])
     radii = photometry_radii(options)
