@@ -107,7 +107,28 @@ def small_catalog(small_sky, small_maps, tmp_path_factory):
     cfg = small_config()
     sky = small_sky["paths"]["truth"].parent  # its dustmaps/ are small_maps
     work = run_workflow(tmp_path_factory.mktemp("catalog"), cfg, CATALOG_TARGETS, sky=sky)
-    return {"out": work / "results" / "catalog", "options": cfg["catalog"], **small_sky}
+    return {"out": work / "results" / "catalog", "options": cfg["catalog"], "release": "dr2", **small_sky}
+
+
+@pytest.fixture(scope="session")
+def small_catalog_dr3(small_catalog):
+    """The catalog stage with ``archives.release: dr3`` in small_catalog's workdir, after its DR2 run: the DR3 view
+    of the same sky (ddstars.simulate.release), results under results/dr3/ (truth_dr3: what the view changed)."""
+    cfg = small_config()
+    cfg["archives"] = {"release": "dr3"}
+    work = small_catalog["out"].parents[1]
+    targets = [t.replace("results/", "results/dr3/", 1) for t in CATALOG_TARGETS]
+    run_workflow(work, cfg, targets)
+    sky = small_catalog["paths"]["truth"].parent
+    paths = {**small_catalog["paths"], **{p.stem: p for p in (sky / "archives").glob("*.parquet")}}
+    return {
+        **small_catalog,
+        "out": work / "results" / "dr3" / "catalog",
+        "options": cfg["catalog"],
+        "paths": paths | {"truth_dr3": sky / "truth_dr3.parquet"},
+        "release": "dr3",
+        "workdir": work,
+    }
 
 
 @pytest.fixture(scope="session")

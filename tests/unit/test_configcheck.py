@@ -30,7 +30,9 @@ def test_every_problem_is_one_line_naming_its_key():
     assert lines[0] == "the config has 3 problem(s):"
     assert lines[1] == "train.batch_size: 0 is less than the minimum of 1"
     assert lines[2].startswith("train.epoch: unknown key (did you mean 'epochs'?); allowed keys of train: adam,")
-    assert lines[3].startswith("trian: unknown key (did you mean 'train'?); allowed keys at the top level: backend,")
+    assert lines[3].startswith(
+        "trian: unknown key (did you mean 'train'?); allowed keys at the top level: archives, backend,"
+    )
     assert len(lines) == 4  # no schema dump
 
 
@@ -292,3 +294,19 @@ def test_a_value_given_alone_is_checked_against_the_defaults_of_its_partners(sec
     cfg = copy.deepcopy(default_config())
     cfg[section] = given  # every other key of the section at its schema default
     assert any(p.startswith(line) for p in _problems(cfg)), _problems(cfg)
+
+
+def test_the_release_is_one_of_the_registrys_and_the_dr2_era_sample_is_refused_with_another():
+    from ddstars import registry
+
+    cfg = copy.deepcopy(default_config())
+    cfg["archives"] = {"release": "dr9"}
+    with pytest.raises(ConfigError, match=r"archives\.release: 'dr9' is not one of 'dr2', 'dr3'"):
+        check_config(cfg, SCHEMA)
+    schema = yaml.safe_load(SCHEMA.read_text())
+    assert schema["properties"]["archives"]["properties"]["release"]["enum"] == list(registry.RELEASES)
+    cfg["archives"] = {"release": "dr3"}
+    check_config(cfg, SCHEMA)
+    cfg["inference"]["input"] = "photometric"
+    with pytest.raises(ConfigError, match=r"inference\.input: 'photometric' .* archives\.release 'dr3'"):
+        check_config(cfg, SCHEMA)

@@ -373,3 +373,85 @@ def test_cuts_match_simulated_truth(small_sky):
     got = phw.usable.loc[tw["unwise_objid"]].to_numpy()
     assert 0 < got.sum() < got.size
     np.testing.assert_array_equal(got, tw[["expect_unwise_w1", "expect_unwise_w2"]].to_numpy())
+
+
+# --------------------------------------------------------------------------------------------- Gaia DR3 era
+def _dr3(**cols):
+    base = {
+        "visibility_periods_used": [12] * 3,
+        "ruwe": [1.0] * 3,
+        "phot_g_n_obs": [200] * 3,
+        "phot_g_mean_mag": [15.0] * 3,
+    }
+    return pd.DataFrame({**base, **cols})
+
+
+def test_gaia_dr3_ruwe_cut_at_its_bound_and_a_missing_ruwe_fails():
+    res = cuts.gaia_dr3_cuts(_dr3(ruwe=[1.3999, 1.4, np.nan]), "gaia_dr3_source")
+    assert res.fails["ruwe"].tolist() == [False, True, True]
+    assert res.tally.removed("ruwe") == 2
+    assert cuts.gaia_dr3_cuts(_dr3(ruwe=[1.5] * 3), "t", ruwe_max=1.6).keep.all()
+
+
+def test_bp_rp_excess_follows_riello_2021():
+    # f(x) of Riello et al. (2021) Table 2, evaluated by hand in each colour range
+    x = np.array([0.0, 0.4, 1.0, 4.0, 5.0])
+    expected = [1.154360, 1.154360 + 0.033772 * 0.4 + 0.032277 * 0.16, 1.162004 + 0.011464 + 0.049255 - 0.005879]
+    expected += [1.057572 + 0.140537 * 4.0, 1.057572 + 0.140537 * 5.0]
+    np.testing.assert_allclose(cuts.bp_rp_excess_expected(x), expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        cuts.bp_rp_excess_sigma([0.0, 20.0]), [0.0059898, 0.0059898 + 8.817481e-12 * 20**7.618399]
+    )
+    g, colour = 17.0, 1.0
+    sigma = float(cuts.bp_rp_excess_sigma(g))
+    c0 = float(cuts.bp_rp_excess_expected(colour))
+    df = pd.DataFrame(
+        {
+            "phot_g_mean_mag": [g] * 4,
+            "phot_bp_mean_mag": [g + 0.4, g + 0.4, g + 0.4, np.nan],
+            "phot_rp_mean_mag": [g - 0.6] * 4,
+            "phot_bp_rp_excess_factor": [c0 + 2.99 * sigma, c0 - 3.001 * sigma, c0 + 3.001 * sigma, c0 + 10 * sigma],
+        }
+    )
+    assert cuts.gaia_dr3_excess_fails(df, "t", 3.0).tolist() == [False, True, True, False]  # no BP: nothing to drop
+
+
+def test_parallax_zero_point_is_the_recipes_and_nan_where_it_is_not_valid():
+    df = pd.DataFrame(
+        {
+            "phot_g_mean_mag": [15.0, 18.0, 12.0, 22.0, 15.0, 15.0],
+            "nu_eff_used_in_astrometry": [1.5, 1.55, 1.6, 1.5, np.nan, 1.5],
+            "pseudocolour": [np.nan, np.nan, np.nan, np.nan, 1.8, np.nan],
+            "ecl_lat": [10.0, -30.0, 60.0, 10.0, 10.0, 10.0],
+            "astrometric_params_solved": [31, 31, 31, 31, 95, 3],
+        }
+    )
+    zp = cuts.gaia_dr3_parallax_zero_point(df, "gaia_dr3_source")
+    # gaiadr3-zeropoint 0.1.0 for the first three (its own example values, run independently of this wrapper)
+    np.testing.assert_allclose(zp[:3], [-0.042135, -0.027144, -0.034849], atol=2e-6)
+    assert np.isnan(zp[3:]).all()  # G > 21; a 6-parameter pseudocolour beyond 1.72; a 2-parameter solution
+
+
+def test_dr3_era_spectroscopic_cuts():
+    apogee = pd.DataFrame(
+        {
+            "ASPCAPFLAG": [0, 0],
+            "EXTRATARG": [0, 16],
+            "TEFF_ERR": [50.0] * 2,
+            "LOGG_ERR": [0.05] * 2,
+            "M_H_ERR": [0.03] * 2,
+            "PARAM": [np.array([5000.0, 4.0, 0.0, 0.1])] * 2,
+        }
+    )
+    assert cuts.apogee_cuts(apogee, "apogee_dr17_allstar", duplicates=True).fails["duplicate"].tolist() == [False, True]
+    assert "duplicate" not in cuts.apogee_cuts(apogee, "apogee_dr16_allstar").fails
+    galah = pd.DataFrame(
+        {
+            "flag_sp": [0, 1, 0],
+            **{f"snr_px_ccd{i}": [30.0, 30.0, 10.0] for i in range(1, 5)},
+            **{c: [1.0] * 3 for c in ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h")},
+        }
+    )
+    res = cuts.galah_cuts(galah, "galah_dr4", "dr3")
+    assert res.fails["flag_sp"].tolist() == [False, True, False]
+    assert res.fails["low_snr"].tolist() == [False, False, True]
