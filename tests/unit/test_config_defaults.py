@@ -112,7 +112,7 @@ def test_no_module_keeps_its_own_copy_of_a_default():
 
 def test_archive_query_overrides_have_one_source_of_built_in_values():
     """remote.tables.<table> holds overrides only: the schema gives no default for any key (the built-in query is
-    ddstars.remote.services.SPECS, the one copy), and a config overriding one key keeps the others built in, also
+    ddstars.remote.services.ALL_SPECS, the one copy), and a config overriding one key keeps the others built in, also
     after the workflow's validation filled the config's defaults."""
     from ddstars.remote.services import ALL_SPECS, SPECS, spec_for
 

@@ -28,43 +28,74 @@ def test_registry_imports_only_the_standard_library_and_bands():
     assert out.strip() == "[]"
 
 
+RELEASES = list(registry.RELEASES.values())
+
+
 def test_every_registry_table_is_described_and_queried_once():
-    assert list(archives.TABLES) == list(registry.TABLES)
-    assert set(services.SPECS) == set(registry.TABLES)
-    for name, entry in registry.TABLES.items():
-        spec = services.SPECS[name]
-        assert (spec.service, spec.remote_table, spec.upstream) == (entry.service, entry.service_table, entry.upstream)
-        assert (archives.TABLES[name].archive, archives.TABLES[name].service_table) == (
-            entry.archive,
-            entry.service_table,
-        )
-        for up, column in entry.upstream:  # an upstream input names a column its table has
-            assert column in archives.TABLES[up].columns, (name, up, column)
-        assert spec.service in services.remote_config({})["services"], name
+    """Every table of every release: one column description, one query spec with the registry's service and
+    service table, upstream inputs (those of the configured release) naming columns their tables have."""
+    assert list(archives.TABLES) == list(registry.ALL_TABLES)
+    assert list(services.ALL_SPECS) == list(registry.ALL_TABLES)
+    assert set(services.SPECS) == set(registry.TABLES)  # the paper's release
+    services_known = services.remote_config({})["services"]
+    for rel in RELEASES:
+        config = {"archives": {"release": rel.name}}
+        for name, entry in rel.tables.items():
+            shared = registry.ALL_TABLES[name]  # a table two releases share is one service table, one service
+            assert (shared.service, shared.service_table) == (entry.service, entry.service_table), (rel.name, name)
+            spec = services.spec_for(name, config)
+            assert (spec.service, spec.remote_table, spec.upstream) == (
+                entry.service,
+                entry.service_table,
+                entry.upstream,
+            ), (rel.name, name)
+            assert (services.ALL_SPECS[name].service, services.ALL_SPECS[name].remote_table) == (
+                entry.service,
+                entry.service_table,
+            ), (rel.name, name)
+            assert (archives.TABLES[name].archive, archives.TABLES[name].service_table) == (
+                entry.archive,
+                entry.service_table,
+            ), (rel.name, name)
+            for up, column in entry.upstream:  # an upstream input: a column of a table of the same release
+                assert up in rel.tables, (rel.name, name, up)
+                assert column in archives.TABLES[up].columns, (rel.name, name, up, column)
+            if entry.role == "link":  # the linked survey's id is a column of the link table
+                assert entry.link_key in archives.TABLES[name].columns, (rel.name, name, entry.link_key)
+            assert spec.service in services_known, (rel.name, name)
+            # every archive column has a remote name in the spec (joined columns included)
+            assert set(archives.TABLES[name].columns) <= set(spec.columns.values()), (rel.name, name)
+            assert set(spec.joined_columns) <= set(spec.columns), (rel.name, name)
 
 
-def test_query_order_puts_every_table_after_its_upstream_tables():
-    order = registry.release().query_order()
-    assert sorted(order) == sorted(registry.TABLES)
+@pytest.mark.parametrize("rel", RELEASES, ids=lambda r: r.name)
+def test_query_order_puts_every_table_after_its_upstream_tables(rel):
+    order = rel.query_order()
+    assert sorted(order) == sorted(rel.tables)
     for t in order:
-        for up in registry.TABLES[t].upstream_tables:
-            assert order.index(up) < order.index(t), (up, t)
-    assert list(services.SPECS) == list(order)
+        for up in rel.tables[t].upstream_tables:
+            assert order.index(up) < order.index(t), (rel.name, up, t)
+    if rel.name == registry.DEFAULT_RELEASE:
+        assert list(services.SPECS) == list(order)
 
 
-def test_surveys_tables_and_bands_agree():
-    assert set(registry.SPECTROSCOPIC) | set(registry.PHOTOMETRIC) == set(registry.SURVEYS)
-    assert not set(registry.SPECTROSCOPIC) & set(registry.PHOTOMETRIC)
+@pytest.mark.parametrize("rel", RELEASES, ids=lambda r: r.name)
+def test_surveys_tables_and_bands_agree(rel):
+    spectro, phot, surveys = rel.spectroscopic(), rel.photometric(), rel.surveys
+    assert set(spectro) | set(phot) == set(surveys)
+    assert not set(spectro) & set(phot)
     # every band belongs to exactly one photometric survey; spectroscopic surveys have none
-    owned = [b for s in registry.PHOTOMETRIC for b in registry.SURVEYS[s].bands]
+    owned = [b for s in phot for b in surveys[s].bands]
     assert sorted(owned) == sorted(b.name for b in BANDS)
-    assert all(registry.SURVEYS[s].bands == () for s in registry.SPECTROSCOPIC)
+    assert all(surveys[s].bands == () for s in spectro)
     # each survey's table is a survey table feeding it; each link table feeds a photometric survey
-    for s, t in registry.SURVEY_TABLES.items():
-        assert registry.TABLES[t].survey == s and registry.TABLES[t].role == "survey"
-    for s, t in registry.LINKS.items():
-        assert s in registry.PHOTOMETRIC and registry.TABLES[t].role == "link"
-    assert set(registry.SURVEY_TABLES.values()) | set(registry.LINKS.values()) == set(registry.TABLES)
+    for s, t in rel.survey_tables().items():
+        assert rel.tables[t].survey == s and rel.tables[t].role == "survey"
+    for s, t in rel.links().items():
+        assert s in phot and rel.tables[t].role == "link"
+    assert set(rel.survey_tables().values()) | set(rel.links().values()) == set(rel.tables)
+    # the surveys are the same in every release (their tables differ)
+    assert list(surveys) == list(registry.SURVEYS)
 
 
 def test_table1_rows_follow_the_paper():
@@ -83,7 +114,7 @@ def test_a_broken_release_is_refused():
         registry.Release("x", "", {t.name: dataclasses.replace(t, upstream=(("nowhere", "ra"),))}, gaia)
     with pytest.raises(ValueError, match="feeds unknown survey 'gaia'"):
         registry.Release("x", "", {t.name: dataclasses.replace(t, upstream=())}, {})
-    with pytest.raises(KeyError, match="gaia_dr2"):
+    with pytest.raises(KeyError, match="unknown data release 'gaia_dr9'; known: dr2, dr3"):
         registry.release("gaia_dr9")
 
 
@@ -129,7 +160,7 @@ def _strings(path: Path) -> tuple[list[str], list[list[str]]]:
 
 def test_no_module_keeps_its_own_list_of_tables_or_surveys():
     """Archive table names appear only where each table is described; no module lists three or more surveys."""
-    tables = set(registry.TABLES) - {"unwise"}  # "unwise" is also the survey's name
+    tables = set(registry.ALL_TABLES) - {"unwise"}  # every release's; "unwise" is also the survey's name
     problems = []
     for path in sorted([*ROOT.glob("src/ddstars/**/*.py"), *ROOT.glob("workflow/scripts/*.py")]):
         rel = path.relative_to(ROOT).as_posix()

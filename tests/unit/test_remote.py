@@ -17,7 +17,7 @@ import requests
 import requests_mock
 from astropy.table import Table
 
-from ddstars import archives
+from ddstars import archives, registry
 from ddstars.config import defaults
 from ddstars.errors import ConfigError, DataError
 from ddstars.remote import fetch, services
@@ -25,7 +25,7 @@ from ddstars.remote.cache import ChunkCache
 from ddstars.remote.client import ChunkOverflowError, ServiceSlots, TapClient, load_credentials
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "remote"
-TAP_TABLES = [t for t, s in services.SPECS.items() if s.kind != "file"]
+TAP_TABLES = [t for t, s in services.ALL_SPECS.items() if s.kind != "file"]  # every release's
 SECRET = "s3cr3t-Pa55"
 
 
@@ -43,7 +43,7 @@ def config(tmp_path):
             "timeout_s": 30.0,
             "retries": {"max": 3, "base_s": 1.0, "max_s": 8.0},
             "services": {s: {"url": _url(s)} for s in defaults("remote")["services"]},
-            "tables": {t: {"n_chunks": 1} for t, s in services.SPECS.items() if s.kind == "range"},
+            "tables": {t: {"n_chunks": 1} for t, s in services.ALL_SPECS.items() if s.kind == "range"},
         },
     }
 
@@ -59,7 +59,7 @@ def _client(table, config, sleeps, **kw):
 
 def _inputs(table: str) -> pd.DataFrame | None:
     """Inputs that give one chunk: one position, or the ids of the recorded rows."""
-    spec = services.SPECS[table]
+    spec = services.ALL_SPECS[table]
     if spec.kind == "position_upload":
         return pd.DataFrame({"ra": [10.0, 10.0001], "dec": [20.0, 20.0001]})
     if spec.kind in ("id_upload", "id_list"):
@@ -80,7 +80,7 @@ def _job_xml(phase: str, result_url: str | None = None, error: str | None = None
 
 def _mock(m: requests_mock.Mocker, table: str, body: bytes, status: int = 200, job_phase: str = "COMPLETED"):
     """Serve ``body`` for ``table``'s query: sync POST, or the async job's UWS flow then the result."""
-    spec = services.SPECS[table]
+    spec = services.ALL_SPECS[table]
     base = _url(spec.service)
     if spec.kind == "file":
         return m.get(f"{base}/{spec.remote_table}", content=body, status_code=status)
@@ -98,12 +98,12 @@ def _mock(m: requests_mock.Mocker, table: str, body: bytes, status: int = 200, j
 
 
 def _body(table: str, variant: str = "") -> bytes:
-    ext = "fits" if services.SPECS[table].kind == "file" else "vot"
+    ext = "fits" if services.ALL_SPECS[table].kind == "file" else "vot"
     return (DATA / f"{table}{'_' + variant if variant else ''}.{ext}").read_bytes()
 
 
 # --------------------------------------------------------------------------------------- every service
-@pytest.mark.parametrize("table", list(services.SPECS))
+@pytest.mark.parametrize("table", list(services.ALL_SPECS))
 def test_normal_result_is_cached_and_assembles_to_the_archive_schema(table, config, sleeps, tmp_path):
     inputs = _inputs(table)
     ids = fetch.chunk_ids(table, config, inputs)
@@ -112,7 +112,7 @@ def test_normal_result_is_cached_and_assembles_to_the_archive_schema(table, conf
         _mock(m, table, _body(table))
         path = fetch.fetch_chunk(table, ids[0], config, inputs, client=_client(table, config, sleeps))
         posts = [r for r in m.request_history if r.method == "POST" and not r.url.endswith("/phase")]
-    spec = services.SPECS[table]
+    spec = services.ALL_SPECS[table]
     if spec.kind != "file":
         query = posts[0].text if isinstance(posts[0].text, str) else posts[0].body.decode(errors="replace")
         assert "SELECT" in query and spec.remote_table.replace('"', "").split("/")[-1] in query.replace("%2F", "/")
@@ -190,14 +190,14 @@ def test_truncated_result_raises_overflow_and_caches_nothing(table, config, slee
         with pytest.raises(ChunkOverflowError, match="OVERFLOW") as err:
             fetch.fetch_chunk(table, cid, config, inputs, client=_client(table, config, sleeps))
         assert sum(r.method == "POST" and r.url.endswith(("/sync", "/async")) for r in m.request_history) == 1
-    assert services.SPECS[table].service in str(err.value) and "SELECT" in str(err.value)
+    assert services.ALL_SPECS[table].service in str(err.value) and "SELECT" in str(err.value)
     cache = fetch.cache_for(config)
     assert not cache.is_complete(table, cid)
     assert not cache.data_path(table, cid).exists() and not cache.meta_path(table, cid).exists()
     assert set(sleeps) <= {1.0}  # job polling (poll_s) only: no back-off, no retry
 
 
-@pytest.mark.parametrize("table", list(services.SPECS))
+@pytest.mark.parametrize("table", list(services.ALL_SPECS))
 def test_malformed_response_raises_and_caches_nothing(table, config, sleeps):
     inputs = _inputs(table)
     (cid,) = fetch.chunk_ids(table, config, inputs)
@@ -205,7 +205,7 @@ def test_malformed_response_raises_and_caches_nothing(table, config, sleeps):
         _mock(m, table, _body(table, "malformed"))
         with pytest.raises(DataError, match="malformed|not a readable") as err:
             fetch.fetch_chunk(table, cid, config, inputs, client=_client(table, config, sleeps))
-    assert services.SPECS[table].service in str(err.value)
+    assert services.ALL_SPECS[table].service in str(err.value)
     cache = fetch.cache_for(config)
     assert not cache.data_path(table, cid).exists() and not cache.meta_path(table, cid).exists()
 
@@ -482,8 +482,9 @@ def test_config_overrides_and_errors(config):
 
 
 def test_specs_cover_every_archive_table_and_map_every_column():
-    assert set(services.SPECS) == set(archives.TABLES)
-    for table, spec in services.SPECS.items():
+    assert set(services.ALL_SPECS) == set(archives.TABLES)  # every release's tables
+    assert set(services.SPECS) == set(registry.TABLES)  # the paper's, in query order
+    for table, spec in services.ALL_SPECS.items():
         assert set(archives.TABLES[table].columns) <= set(spec.columns.values()), table
 
 
@@ -559,3 +560,290 @@ def test_the_sample_s_pixels_are_checked_naming_the_key(config):
     assert not [p for p in path_problems(ok) if "photometric" in p]
     with pytest.raises(DataError, match="photometric/gaia_source: inference.photometric_sample.pixels: empty"):
         fetch.plan("photometric/gaia_source", config)
+
+
+# --------------------------------------------------------------------- the Gaia DR3 era (archives.release: dr3)
+DR3 = registry.release("dr3")
+
+
+@pytest.fixture
+def dr3(config):
+    """The recorded-response config with ``archives.release: dr3``."""
+    return {**config, "archives": {"release": "dr3"}}
+
+
+def _posted_query(m: requests_mock.Mocker) -> str:
+    """The ADQL of the first query request (sync POST or async job creation), decoded."""
+    from urllib.parse import unquote_plus
+
+    post = next(r for r in m.request_history if r.method == "POST" and r.url.endswith(("/sync", "/async")))
+    body = post.body if isinstance(post.body, bytes) else str(post.body).encode()
+    text = body.decode(errors="replace")
+    return text if "SELECT " in text else unquote_plus(text)
+
+
+def _posted_bodies(m: requests_mock.Mocker) -> list[bytes]:
+    return [
+        r.body if isinstance(r.body, bytes) else str(r.body).encode()
+        for r in m.request_history
+        if r.method == "POST" and r.url.endswith(("/sync", "/async"))
+    ]
+
+
+def _recorded(table: str) -> Table:
+    ext = "fits" if services.ALL_SPECS[table].kind == "file" else "vot"
+    return Table.read(DATA / f"{table}.{ext}", format="fits" if ext == "fits" else "votable")
+
+
+def _votable_bytes(tbl: Table) -> bytes:
+    """A TAP result document (QUERY_STATUS=OK) holding ``tbl``."""
+    import io
+
+    from astropy.io.votable import from_table
+    from astropy.io.votable.tree import Info
+
+    vot = from_table(tbl)
+    vot.resources[0].type = "results"
+    vot.resources[0].infos.append(Info(name="QUERY_STATUS", value="OK"))
+    buf = io.BytesIO()
+    vot.to_xml(buf)
+    return buf.getvalue()
+
+
+def test_dr3_specs_follow_the_registry_and_the_configured_release(dr3):
+    """The release decides the upstream inputs of the tables the releases share (PS1, 2MASS PSC, unWISE), and the
+    DR3 tables' services are the new ones of remote.services with the archives' default URLs."""
+    dr2 = registry.release()
+    for table in ("ps1_mean_object", "tmass_psc", "unwise"):
+        assert services.spec_for(table, dr3).upstream == DR3.tables[table].upstream
+        assert services.spec_for(table, {}).upstream == dr2.tables[table].upstream
+        assert services.spec_for(table, dr3).upstream != services.spec_for(table, {}).upstream
+        # a plan made under one release is made again under the other (the plan rule's params differ)
+        assert services.request_params(table, dr3) != services.request_params(table, {"archives": {"release": "dr2"}})
+    assert services.spec_for("tmass_psc", dr3).upstream == (
+        (DR3.links()["tmass"], DR3.link_keys()["tmass"]),
+    )  # the PSC designation of the 2MASS best neighbour's join
+    defaults_ = services.remote_config({})["services"]
+    assert defaults_["datacentral"]["url"] == "https://datacentral.org.au/vo/tap"
+    assert defaults_["sdss_dr17"]["url"].endswith("/dr17/apogee/spectro/aspcap/dr17/synspec_rev1")
+    assert {services.spec_for(t, dr3).service for t in ("galah_dr4", "apogee_dr17_allstar")} == {
+        "datacentral",
+        "sdss_dr17",
+    }
+
+
+def test_dr3_gaia_source_is_an_async_position_upload_around_the_dr3_spectra(dr3, sleeps, tmp_path):
+    table = DR3.surveys["gaia"].table
+    spec = services.spec_for(table, dr3)
+    assert (spec.kind, spec.mode, spec.radius_arcsec) == ("position_upload", "async", 0.2)
+    positions = {  # one position per spectroscopic table of DR3, under its own column names
+        up: pd.DataFrame({archives.TABLES[up].ra: [10.0 + i * 1e-4], archives.TABLES[up].dec: [20.0]})
+        for i, up in enumerate(DR3.tables[table].upstream_tables)
+    }
+    assert set(positions) == {DR3.surveys[s].table for s in DR3.spectroscopic()}
+    inputs = fetch.inputs_for(table, positions, dr3)
+    assert sorted(inputs["ra"]) == [10.0, 10.0001, 10.0002]
+    with pytest.raises(
+        DataError, match=r"inputs need archive table 'apogee_dr17_allstar'"
+    ):  # DR2's spectra will not do
+        fetch.inputs_for(table, {"lamost_dr5_ddpayne": positions["lamost_dr5_ddpayne"]}, dr3)
+    (cid,) = fetch.chunk_ids(table, dr3, inputs)
+    with requests_mock.Mocker() as m:
+        _mock(m, table, _body(table))
+        path = fetch.fetch_chunk(table, cid, dr3, inputs, client=_client(table, dr3, sleeps))
+        adql = _posted_query(m)
+        body = _posted_bodies(m)[0]
+        assert m.request_history[0].url == f"{_url('gaia')}/async"
+    radius = 0.2 / 3600
+    assert (
+        "FROM gaiadr3.gaia_source AS t JOIN TAP_UPLOAD.ids AS u ON 1 = CONTAINS(POINT('ICRS', t.ra, t.dec), "
+        f"CIRCLE('ICRS', u.ra, u.dec, {radius!r}))" in adql
+    )
+    for col in ("ruwe", "phot_bp_rp_excess_factor", "nu_eff_used_in_astrometry", "pseudocolour", "ecl_lat"):
+        assert f"t.{col}" in adql, col
+    assert b"10.0002" in body  # the uploaded positions
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert (meta["service"], meta["remote_table"], meta["kind"], meta["mode"], meta["upload_rows"]) == (
+        "gaia", "gaiadr3.gaia_source", "position_upload", "async", 3,
+    )  # fmt: skip
+    out = archives.read_table(fetch.assemble(table, [path], tmp_path / f"{table}.parquet", dr3), table)
+    rec = _recorded(table)
+    assert sorted(out["source_id"]) == sorted(np.asarray(rec["source_id"]).tolist())
+    got = out.set_index("source_id").loc[np.asarray(rec["source_id"])]
+    for col in ("ruwe", "astrometric_params_solved", "nu_eff_used_in_astrometry", "pseudocolour", "ecl_lat"):
+        np.testing.assert_array_equal(got[col].to_numpy(float), np.asarray(rec[col], float), err_msg=col)
+
+
+def test_dr3_2mass_best_neighbour_joins_the_psc_designation(dr3, sleeps, tmp_path):
+    """gaiadr3.tmass_psc_xsc_best_neighbour has no PSC designation: the id upload joins gaiadr3.tmass_psc_xsc_join
+    on the clean 2MASS id, and the joined column comes back under its archive name."""
+    table = DR3.links()["tmass"]
+    key = DR3.link_keys()["tmass"]
+    spec = services.spec_for(table, dr3)
+    assert spec.joined_columns == {key: "j"}
+    adql = services.adql_id_upload(spec)
+    assert adql.startswith("SELECT t.source_id, ")
+    assert f"j.{key}" in adql and f"t.{key}" not in adql and "t.clean_tmass_psc_xsc_oid" in adql
+    assert adql.endswith(
+        "FROM gaiadr3.tmass_psc_xsc_best_neighbour AS t JOIN TAP_UPLOAD.ids AS u ON t.source_id = u.id "
+        "JOIN gaiadr3.tmass_psc_xsc_join AS j ON j.clean_tmass_psc_xsc_oid = t.clean_tmass_psc_xsc_oid"
+    )
+    rec = _recorded(table)
+    ids = pd.DataFrame({"id": np.asarray(rec["source_id"])[::-1]})
+    (cid,) = fetch.chunk_ids(table, dr3, ids)
+    with requests_mock.Mocker() as m:
+        _mock(m, table, _body(table))
+        path = fetch.fetch_chunk(table, cid, dr3, ids, client=_client(table, dr3, sleeps))
+        assert _posted_query(m).count("JOIN gaiadr3.tmass_psc_xsc_join AS j") == 1
+        assert str(int(rec["source_id"][0])).encode() in _posted_bodies(m)[0]  # the uploaded ids
+    out = archives.read_table(fetch.assemble(table, [path], tmp_path / "link.parquet", dr3), table)
+    assert key in out.columns and "j." + key not in out.columns
+    want = dict(zip(np.asarray(rec["source_id"]).tolist(), [str(v) for v in rec[key]], strict=True))
+    assert dict(zip(out["source_id"].tolist(), out[key].tolist(), strict=True)) == want
+
+
+def test_dr3_2mass_join_duplicates_keep_the_same_row_whatever_the_order(dr3, sleeps, tmp_path):
+    """A clean 2MASS id that the join maps to two PSC designations (suspected duplicates) gives its source two
+    rows; the assembled table has one, the same whichever order the service sent them in."""
+    table = DR3.links()["tmass"]
+    key = DR3.link_keys()["tmass"]
+    rec = _recorded(table)
+    dup = rec[:1].copy()
+    dup[key] = ["00000000+0000000"]  # sorts before any real designation of the first source
+    outs = []
+    for i, rows in enumerate(
+        (
+            Table(np.concatenate([rec.as_array(), dup.as_array()])),
+            Table(np.concatenate([dup.as_array(), rec.as_array()])),
+        )
+    ):
+        ids = pd.DataFrame({"id": np.asarray(rec["source_id"])})
+        (cid,) = fetch.chunk_ids(table, dr3, ids)
+        cfg = {**dr3, "remote": {**dr3["remote"], "cache_dir": str(tmp_path / f"cache{i}")}}
+        with requests_mock.Mocker() as m:
+            _mock(m, table, _votable_bytes(rows))
+            path = fetch.fetch_chunk(table, cid, cfg, ids, client=_client(table, cfg, sleeps))
+        assert len(pd.read_parquet(path)) == 4
+        outs.append(archives.read_table(fetch.assemble(table, [path], tmp_path / f"o{i}.parquet", cfg), table))
+    pd.testing.assert_frame_equal(outs[0], outs[1])
+    assert len(outs[0]) == 3 and outs[0]["source_id"].is_unique
+    first = outs[0].set_index("source_id").loc[int(rec["source_id"][0]), key]
+    assert first == "00000000+0000000"
+
+
+def _assembled(table: str, config, sleeps, tmp_path, inputs=None) -> Path:
+    """``table``'s recorded response fetched and assembled as the fetch_<table> rule writes it."""
+    (cid,) = fetch.chunk_ids(table, config, inputs)
+    with requests_mock.Mocker() as m:
+        _mock(m, table, _body(table))
+        path = fetch.fetch_chunk(table, cid, config, inputs, client=_client(table, config, sleeps))
+    return fetch.assemble(table, [path], tmp_path / f"{table}.parquet", config)
+
+
+@pytest.mark.parametrize("survey", ["ps1", "tmass"])
+def test_dr3_photometry_is_queried_for_the_ids_of_the_dr3_link_tables(survey, dr3, sleeps, tmp_path):
+    """With archives.release dr3, the PS1 and 2MASS PSC plans take their ids from Gaia DR3's best neighbours (the
+    2MASS ones: the designation joined from tmass_psc_xsc_join), through the plan rule's entry point."""
+    from ddstars.remote.stage import run_chunk, run_plan
+
+    link, key = DR3.links()[survey], DR3.link_keys()[survey]
+    table = DR3.surveys[survey].table
+    upstream = {link: _assembled(link, dr3, sleeps, tmp_path, _inputs(link))}
+    linked = archives.read_table(upstream[link], link)[key]
+    plan_dir = tmp_path / "plan"
+    doc = run_plan(table, upstream, dr3, plan_dir)
+    assert doc["input_rows"] == linked.nunique() == 3
+    planned = pd.read_parquet(plan_dir / fetch.INPUTS_FILE)["id"]
+    assert sorted(map(str, planned)) == sorted(map(str, linked))
+    with pytest.raises(DataError, match=rf"{table}: inputs need archive table '{registry.release().links()[survey]}'"):
+        run_plan(table, upstream, {**dr3, "archives": {"release": "dr2"}}, tmp_path / "plan_dr2")
+    spec = services.spec_for(table, dr3)
+    with requests_mock.Mocker() as m:
+        _mock(m, table, _body(table))
+        (cid,) = doc["chunks"]
+        run_chunk(table, cid, dr3, plan_dir, tmp_path / "done" / f"{cid}.json")
+        adql, body = _posted_query(m), _posted_bodies(m)[0]
+    if spec.kind == "id_list":  # MAST PS1: the ids inline
+        assert f"WHERE {spec.key} IN ({', '.join(str(int(v)) for v in sorted(linked))})" in adql
+    else:  # IRSA 2MASS PSC: the designations uploaded
+        assert "JOIN TAP_UPLOAD.ids AS u ON t.designation = u.id" in adql
+        assert all(str(d).encode() in body for d in linked)
+    assert json.loads((tmp_path / "done" / f"{cid}.json").read_text())["service"] == spec.service
+
+
+def test_dr3_galah_is_fetched_from_data_central_in_ra_slices_and_resumes(dr3, sleeps, tmp_path):
+    table = DR3.surveys["galah"].table
+    dr3["remote"]["tables"][table] = {"n_chunks": 4}
+    ids = fetch.chunk_ids(table, dr3)
+    assert ids == ["r0000", "r0001", "r0002", "r0003"]
+    chunks = fetch.plan(table, dr3)
+    assert chunks["r0000"].adql.endswith("FROM galah_dr4.mainstartable WHERE ra >= 0.0 AND ra < 90.0")
+    assert chunks["r0003"].adql.endswith("WHERE ra >= 270.0 AND ra <= 360.0")  # the last slice keeps 360
+    for col in ("sobject_id", "gaiadr3_source_id", "flag_sp", "snr_px_ccd3", "e_fe_h"):
+        assert col in chunks["r0000"].adql.split(" FROM ")[0], col
+    cache = fetch.cache_for(dr3)
+    with requests_mock.Mocker() as m:
+        m.post(f"{_url('datacentral')}/sync", content=_body(table), headers={"Content-Type": "text/xml"})
+        client = _client(table, dr3, sleeps)
+        for cid in ids[:2]:  # a run stopped after 2 of 4 chunks
+            fetch.fetch_chunk(table, cid, dr3, client=client)
+        assert m.call_count == 2 and cache.missing(table, ids) == ids[2:]
+        paths = fetch.fetch_missing(table, dr3, client=client)
+        assert m.call_count == 4  # only the 2 missing chunks
+        fetch.fetch_missing(table, dr3, client=client)
+        assert m.call_count == 4  # a rerun with the cache fetches nothing
+        assert all(r.url == f"{_url('datacentral')}/sync" for r in m.request_history)
+    metas = [cache.meta(table, c) for c in ids]
+    assert {(mt["service"], mt["remote_table"], mt["url"]) for mt in metas} == {
+        ("datacentral", "galah_dr4.mainstartable", _url("datacentral"))
+    }
+    out = archives.read_table(fetch.assemble(table, paths, tmp_path / "galah.parquet", dr3), table)
+    assert len(out) == 4 * 3  # the 3 recorded rows from each slice (range slices are disjoint: no deduplication)
+    assert set(archives.TABLES[table].columns) <= set(out.columns)
+
+
+def test_dr3_apogee_allstar_is_one_download_from_the_dr17_folder(dr3, sleeps, tmp_path):
+    table = DR3.surveys["apogee"].table
+    (chunk,) = fetch.plan(table, dr3).values()
+    url = f"{_url('sdss_dr17')}/allStar-dr17-synspec_rev1.fits"
+    assert chunk.id == "all" and chunk.url == url
+    default = fetch.plan(table, {"archives": {"release": "dr3"}})["all"].url
+    assert default == services.remote_config({})["services"]["sdss_dr17"]["url"] + "/allStar-dr17-synspec_rev1.fits"
+    with requests_mock.Mocker() as m:
+        m.get(url, content=_body(table))
+        client = _client(table, dr3, sleeps)
+        path = fetch.fetch_missing(table, dr3, client=client)[0]
+        fetch.fetch_missing(table, dr3, client=client)  # a rerun with the cache fetches nothing
+        assert [r.url for r in m.request_history] == [url]
+    assert not list(path.parent.glob("*.download"))
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert (meta["service"], meta["url"], meta["kind"], meta["query"]) == ("sdss_dr17", url, "file", None)
+    out = archives.read_table(fetch.assemble(table, [path], tmp_path / "apogee.parquet", dr3), table)
+    rec = _recorded(table)
+    assert sorted(out["APOGEE_ID"]) == sorted(str(v).strip() for v in rec["APOGEE_ID"])
+    got = out.set_index("APOGEE_ID").loc[[str(v).strip() for v in rec["APOGEE_ID"]]]
+    assert got["GAIAEDR3_SOURCE_ID"].tolist() == np.asarray(rec["GAIAEDR3_SOURCE_ID"]).tolist()
+    assert got["EXTRATARG"].tolist() == np.asarray(rec["EXTRATARG"]).tolist()
+    np.testing.assert_array_equal(np.stack(got["PARAM"].to_numpy()), np.asarray(rec["PARAM"]))
+
+
+def test_dr3_link_chunks_are_planned_fetched_once_and_resumed(dr3, sleeps, tmp_path):
+    """The workflow's jobs on a DR3 best-neighbour table in 2 chunks: each chunk fetched once, a rerun from the
+    cache, the assembly."""
+    table = DR3.links()["ps1"]
+    dr3["remote"]["tables"][table] = {"chunk_size": 2}
+    inputs = pd.DataFrame({"id": [3, 1, 2, 3]})
+    plan_dir = tmp_path / "plan"
+    doc = fetch.write_plan(table, dr3, inputs, plan_dir)
+    assert list(doc["chunks"]) == ["b00000", "b00001"] and doc["rows"] == {"b00000": [0, 2], "b00001": [2, 3]}
+    with requests_mock.Mocker() as m:
+        _mock(m, table, _body(table))
+        client = _client(table, dr3, sleeps)
+        for c in doc["chunks"]:
+            fetch.fetch_planned(table, c, dr3, plan_dir, client=client)
+        for c in doc["chunks"]:  # rerun jobs: from the cache
+            fetch.fetch_planned(table, c, dr3, plan_dir, client=client)
+        assert len(_posted_bodies(m)) == 2
+        assert "FROM gaiadr3.panstarrs1_best_neighbour AS t JOIN TAP_UPLOAD.ids" in _posted_query(m)
+    out = fetch.assemble_planned(table, plan_dir, dr3, tmp_path / "out.parquet")
+    assert set(archives.TABLES[table].columns) <= set(pd.read_parquet(out).columns)

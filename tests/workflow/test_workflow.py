@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -18,25 +19,37 @@ def test_lint_is_clean():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_remote_backend_fetches_every_archive_table_before_the_catalog():
-    """backend: remote replaces the simulated sky by a plan and an assembly per archive table (the chunk jobs
-    between them appear once the plan has run), in dependency order."""
+@pytest.mark.parametrize("release", ["dr2", "dr3"])
+def test_remote_backend_fetches_every_archive_table_before_the_catalog(release):
+    """backend: remote replaces the simulated sky by a plan and an assembly per archive table of the configured
+    release (the chunk jobs between them appear once the plan has run), in dependency order."""
+    from ddstars import registry
+
+    rel = registry.release(release)
     maps = 'dustmaps={"sfd_dir": "data/dustmaps/sfd", "bayestar_file": "data/dustmaps/bayestar2019.h5"}'
-    r = snakemake("-n", "--forceall", "--config", "backend=remote", maps, "--cores", "1", workdir=ROOT)
+    args = ["--config", "backend=remote", f'archives={{"release": "{release}"}}', maps]
+    r = snakemake("-n", "--forceall", *args, "--cores", "1", workdir=ROOT)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     ran = jobs(r.stdout)
-    from ddstars.archives import TABLES
-
-    assert {f"fetch_{t}" for t in TABLES} | {f"plan_{t}" for t in TABLES} <= ran
+    assert {f"fetch_{t}" for t in rel.tables} | {f"plan_{t}" for t in rel.tables} <= ran
+    others = set(registry.ALL_TABLES) - set(rel.tables)  # the other release's own tables are not fetched
+    assert not ran & ({f"fetch_{t}" for t in others} | {f"plan_{t}" for t in others})
     assert not ran & {"simulate_sky", "simulate_dustmaps", "summarize_simulation"}
     assert {"provision_dustmaps", "reddening_prior", "train_model", "validation_report"} <= ran
     order = [line.split()[1].rstrip(":") for line in r.stdout.splitlines() if line.startswith(("rule ", "checkpoint "))]
-    for t in TABLES:
+    for t in rel.tables:
         assert order.index(f"plan_{t}") < order.index(f"fetch_{t}"), t
     # spectra first, then Gaia around them, then the best neighbours, then the photometry they point to
-    assert order.index("plan_gaia_source") > max(order.index(f"fetch_{t}") for t in ("lamost_dr5_ddpayne", "galah_dr2"))
-    assert order.index("plan_ps1_mean_object") > order.index("fetch_panstarrs1_best_neighbour")
-    assert order.index("plan_tmass_psc") > order.index("fetch_tmass_best_neighbour")
+    gaia = rel.surveys["gaia"].table
+    spectra = [rel.surveys[s].table for s in rel.spectroscopic()]
+    assert order.index(f"plan_{gaia}") > max(order.index(f"fetch_{t}") for t in spectra)
+    for survey, link in rel.links().items():
+        assert order.index(f"plan_{rel.surveys[survey].table}") > order.index(f"fetch_{link}"), survey
+    # the photometry's plans read the release's own link tables (Gaia DR3's with dr3), from its archive folder
+    folder = "resources/archives/" + ("" if release == registry.DEFAULT_RELEASE else f"{release}/")
+    for survey, link in rel.links().items():
+        m = re.search(rf"^checkpoint plan_{rel.surveys[survey].table}:\n    input: (.*)$", r.stdout, re.M)
+        assert m and f"{folder}{link}.parquet" in m.group(1).split(", "), (survey, m and m.group(1)[:200])
 
 
 def test_dry_run_default_config():

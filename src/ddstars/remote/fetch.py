@@ -56,13 +56,16 @@ def _digest(*parts: Any) -> str:
     return h.hexdigest()
 
 
-def inputs_for(table: str, frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame | None:
+def inputs_for(
+    table: str, frames: Mapping[str, pd.DataFrame], config: Mapping[str, Any] | None = None
+) -> pd.DataFrame | None:
     """The upload/list inputs of ``table`` from its upstream archive tables (``frames``: archive name -> frame).
 
-    Position kinds get a frame with ``ra``/``dec`` (deduplicated); id kinds a frame with ``id`` (unique).
-    ``range`` and ``file`` tables need no inputs (None).
+    The upstream tables are those of the release ``config`` names (``archives.release``; e.g. PS1's ids come
+    from Gaia DR3's best neighbours with ``dr3``). Position kinds get a frame with ``ra``/``dec``
+    (deduplicated); id kinds a frame with ``id`` (unique). ``range`` and ``file`` tables need no inputs (None).
     """
-    spec = sv.spec_for(table)
+    spec = sv.spec_for(table, config)
     if spec.kind in ("range", "file", "healpix"):
         return None
     parts = []
@@ -387,7 +390,10 @@ def assemble(
 ) -> Path:
     """Concatenate the chunks, rename to archive names, check against ``archives.TABLES``, write atomically.
 
-    Rows from upload chunks are deduplicated on the key (a source near two targets comes back twice).
+    Rows from upload chunks are deduplicated on the key (a source near two targets comes back twice); where a
+    join gives a key several rows (``joined_columns``: Gaia DR3's 2MASS best neighbour whose clean id maps to
+    several PSC designations, suspected duplicates), the one with the first joined value is kept, whatever the
+    order the service returned them in.
     """
     spec = sv.spec_for(table, config)
     paths: Sequence[Path] = [Path(p) for p in chunk_paths]
@@ -411,6 +417,9 @@ def assemble(
     df = merged.to_pandas()
     key = TABLES[spec.table].key
     if spec.kind in ("position_upload", "id_upload", "id_list"):
+        if spec.joined_columns:  # a join can give a key several rows (2MASS duplicates): keep the same one always
+            by = [key, *(spec.archive_name(c) for c in spec.joined_columns)]
+            df = df.sort_values(by, kind="stable", ignore_index=True, na_position="last")
         df = df.drop_duplicates(subset=key, ignore_index=True)
     df = df.sort_values(key, kind="stable", ignore_index=True)
     write_parquet(df, out_path)

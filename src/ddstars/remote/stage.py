@@ -25,14 +25,14 @@ from . import fetch
 log = logging.getLogger(__name__)
 
 
-def _inputs(table: str, upstream: Mapping[str, str | Path]):
+def _inputs(table: str, upstream: Mapping[str, str | Path], config: Mapping[str, Any]):
     frames = {name: read_table(path, name) for name, path in upstream.items()}
-    return fetch.inputs_for(table, frames)
+    return fetch.inputs_for(table, frames, config)
 
 
 def run_plan(table: str, upstream: Mapping[str, str | Path], config: Mapping[str, Any], plan_dir: str | Path) -> dict:
     """The plan_<table> checkpoint: the table's chunks (ids and request digests) and their inputs."""
-    doc = fetch.write_plan(table, config, _inputs(table, upstream), plan_dir)
+    doc = fetch.write_plan(table, config, _inputs(table, upstream, config), plan_dir)
     log.info("%s: %d chunk(s) planned from %s input row(s)", table, doc["n_chunks"], doc["input_rows"])
     return doc
 

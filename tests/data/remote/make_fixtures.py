@@ -4,8 +4,15 @@ Each TAP table gets the VOTable a TAP service returns for one chunk (3 rows take
 tables, with the remote column names of ddstars.remote.services), an empty result, a truncated (OVERFLOW)
 result and a malformed (cut-off) document; APOGEE gets a tiny allStar-like FITS file. The UWS job documents
 are hand-written in the UWS 1.1 format; their result href is the placeholder RESULT_URL.
+
+Usage: ``python tests/data/remote/make_fixtures.py [SKY] [TABLE ...]``: the simulated sky's folder (default
+resources/simulated) and the tables to write (default: every table of every release). The Gaia DR3 era's own
+tables (``archives.release: dr3``) come from the sky's DR3 files where it has them, otherwise from its DR2-era
+tables through the simulated sky's DR3 view (ddstars.simulate.release.dr3_tables).
 """
 
+import sys
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +25,7 @@ from astropy.table import Table
 from ddstars.remote import services as sv
 
 OUT = Path(__file__).parent
-SIM = Path("resources/simulated/archives")
+SKY = Path("resources/simulated")
 
 
 def _votable(tbl: Table, status: str) -> bytes:
@@ -35,9 +42,29 @@ def _votable(tbl: Table, status: str) -> bytes:
     return data
 
 
-def main() -> None:
-    for table, spec in sv.SPECS.items():
-        df = pd.read_parquet(SIM / f"{table}.parquet").head(3)
+def _frames(sky: Path):
+    """Archive table name -> its rows in ``sky`` (DR3 tables made from the DR2-era ones where the sky has none)."""
+
+    @cache
+    def dr3() -> dict[str, pd.DataFrame]:
+        from ddstars.simulate.release import DR2_INPUTS, dr3_tables
+
+        dr2 = {t: pd.read_parquet(sky / "archives" / f"{t}.parquet") for t in DR2_INPUTS}
+        truth = pd.read_parquet(sky / "truth.parquet", columns=["source_id", "galah_id"])
+        return dr3_tables(dr2, truth, seed=20210817)
+
+    def frame(table: str) -> pd.DataFrame:
+        path = sky / "archives" / f"{table}.parquet"
+        return pd.read_parquet(path) if path.exists() else dr3()[table]
+
+    return frame
+
+
+def main(sky: Path = SKY, tables: list[str] | None = None) -> None:
+    frame = _frames(sky)
+    for table in tables or list(sv.ALL_SPECS):
+        spec = sv.ALL_SPECS[table]
+        df = frame(table).head(3)
         df = df[[spec.columns[r] for r in spec.columns]].rename(columns={a: r for r, a in spec.columns.items()})
         if spec.kind == "file":
             cols = []
@@ -74,4 +101,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else SKY, sys.argv[2:] or None)
