@@ -576,3 +576,27 @@ def collect_sockets():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()
+
+
+# ------------------------------------------------------------------------------------------ expectations
+def coords_of(df: pd.DataFrame, ra: str, dec: str):
+    """The rows' positions as an astropy SkyCoord (ICRS, degrees)."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    return SkyCoord(df[ra].to_numpy(float) * u.deg, df[dec].to_numpy(float) * u.deg)
+
+
+def rows_near(rows: pd.DataFrame, targets, radius_arcsec: float) -> pd.DataFrame:
+    """The rows (columns ``ra``, ``dec``) within ``radius_arcsec`` of any of ``targets`` (a SkyCoord), computed by
+    astropy, independently of the server; asserts none lies within 1 mas of the radius, where the server's
+    geometry (pgsphere) and astropy's could round differently."""
+    import astropy.units as u
+    from astropy.coordinates import search_around_sky
+
+    _, idx, sep, _ = search_around_sky(targets, coords_of(rows, "ra", "dec"), 2 * radius_arcsec * u.arcsec)
+    sep = sep.to_value(u.arcsec)
+    assert not np.any(np.abs(sep - radius_arcsec) < 1e-3), "a row lies on the match radius"
+    keep = np.zeros(len(rows), bool)
+    keep[idx[sep < radius_arcsec]] = True
+    return rows[keep]

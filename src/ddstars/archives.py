@@ -68,6 +68,9 @@ def _cols(kind: str, names: Iterable[str]) -> dict[str, str]:
 
 
 _BEST_NEIGHBOUR = {"source_id": "int", "angular_distance": "float"}
+# gaia_source columns of every release: identity and astrometry, then G, BP, RP
+_GAIA = {"source_id": "int", **_cols("float", ["ra", "dec", "l", "b", "parallax", "parallax_error"])}
+_GAIA_PHOTOMETRY = _cols("float", [f"phot_{b}_mean_{k}" for b in ("g", "bp", "rp") for k in ("mag", "flux_over_error")])
 
 
 def _table(name: str, key: str, columns: Mapping[str, str], ra: str | None = None, dec: str | None = None):
@@ -83,16 +86,10 @@ _DESCRIPTIONS: dict[str, ArchiveTable] = {
             "gaia_source",
             "source_id",
             {
-                "source_id": "int",
-                "ra": "float",
-                "dec": "float",
-                "l": "float",
-                "b": "float",
-                "parallax": "float",
-                "parallax_error": "float",
+                **_GAIA,
                 **_cols("num", ["visibility_periods_used", "astrometric_n_good_obs_al", "phot_g_n_obs"]),
                 "astrometric_chi2_al": "float",
-                **_cols("float", [f"phot_{b}_mean_{k}" for b in ("g", "bp", "rp") for k in ("mag", "flux_over_error")]),
+                **_GAIA_PHOTOMETRY,
             },
             "ra",
             "dec",
@@ -195,17 +192,11 @@ _DESCRIPTIONS: dict[str, ArchiveTable] = {
             "gaia_dr3_source",
             "source_id",
             {
-                "source_id": "int",
-                "ra": "float",
-                "dec": "float",
-                "l": "float",
-                "b": "float",
-                "parallax": "float",
-                "parallax_error": "float",
+                **_GAIA,
                 **_cols("num", ["visibility_periods_used", "phot_g_n_obs", "astrometric_params_solved"]),
                 **_cols("float", ["ruwe", "phot_bp_rp_excess_factor", "nu_eff_used_in_astrometry", "pseudocolour"]),
                 "ecl_lat": "float",
-                **_cols("float", [f"phot_{b}_mean_{k}" for b in ("g", "bp", "rp") for k in ("mag", "flux_over_error")]),
+                **_GAIA_PHOTOMETRY,
             },
             "ra",
             "dec",

@@ -135,6 +135,23 @@ class Release:
         return tuple(done)
 
 
+def _surveys(gaia: tuple[str, str], apogee: tuple[str, str], galah: tuple[str, str]) -> dict[str, Survey]:
+    """A release's surveys: Gaia, APOGEE and GALAH as (table, label) of that release; PS1, 2MASS, unWISE and
+    LAMOST DR5 DD-Payne as in every release so far. ``paper_n``: Green et al. (2021) Table 1."""
+    return {
+        s.name: s
+        for s in (
+            Survey("gaia", "photometric", *gaia),
+            Survey("ps1", "photometric", "ps1_mean_object", "Pan-STARRS1"),
+            Survey("tmass", "photometric", "tmass_psc", "2MASS"),
+            Survey("unwise", "photometric", "unwise", "unWISE"),
+            Survey("lamost", "spectroscopic", "lamost_dr5_ddpayne", "LAMOST DR5 DD-Payne", 2586577, 0),
+            Survey("apogee", "spectroscopic", *apogee, 179373, 2),
+            Survey("galah", "spectroscopic", *galah, 122411, 1),
+        )
+    }
+
+
 _SPECTRO_POSITIONS = (("lamost_dr5_ddpayne", "ra"), ("apogee_dr16_allstar", "RA"), ("galah_dr2", "ra"))
 
 GAIA_DR2 = Release(
@@ -167,18 +184,7 @@ GAIA_DR2 = Release(
             Table("galah_dr2", "GALAH DR2", "vizier", '"J/MNRAS/478/4513/galah"', "survey", "galah"),
         )
     },
-    surveys={
-        s.name: s
-        for s in (
-            Survey("gaia", "photometric", "gaia_source", "Gaia DR2"),
-            Survey("ps1", "photometric", "ps1_mean_object", "Pan-STARRS1"),
-            Survey("tmass", "photometric", "tmass_psc", "2MASS"),
-            Survey("unwise", "photometric", "unwise", "unWISE"),
-            Survey("lamost", "spectroscopic", "lamost_dr5_ddpayne", "LAMOST DR5 DD-Payne", 2586577, 0),
-            Survey("apogee", "spectroscopic", "apogee_dr16_allstar", "APOGEE DR16", 179373, 2),
-            Survey("galah", "spectroscopic", "galah_dr2", "GALAH DR2", 122411, 1),
-        )
-    },
+    surveys=_surveys(("gaia_source", "Gaia DR2"), ("apogee_dr16_allstar", "APOGEE DR16"), ("galah_dr2", "GALAH DR2")),
 )  # fmt: skip
 
 _DR3_SPECTRO_POSITIONS = (("lamost_dr5_ddpayne", "ra"), ("apogee_dr17_allstar", "RA"), ("galah_dr4", "ra"))
@@ -216,18 +222,7 @@ GAIA_DR3 = Release(
             Table("galah_dr4", "GALAH DR4", "datacentral", "galah_dr4.mainstartable", "survey", "galah"),
         )
     },
-    surveys={
-        s.name: s
-        for s in (
-            Survey("gaia", "photometric", _DR3_GAIA, "Gaia DR3"),
-            Survey("ps1", "photometric", "ps1_mean_object", "Pan-STARRS1"),
-            Survey("tmass", "photometric", "tmass_psc", "2MASS"),
-            Survey("unwise", "photometric", "unwise", "unWISE"),
-            Survey("lamost", "spectroscopic", "lamost_dr5_ddpayne", "LAMOST DR5 DD-Payne", 2586577, 0),
-            Survey("apogee", "spectroscopic", "apogee_dr17_allstar", "APOGEE DR17", 179373, 2),
-            Survey("galah", "spectroscopic", "galah_dr4", "GALAH DR4", 122411, 1),
-        )
-    },
+    surveys=_surveys((_DR3_GAIA, "Gaia DR3"), ("apogee_dr17_allstar", "APOGEE DR17"), ("galah_dr4", "GALAH DR4")),
 )  # fmt: skip
 
 RELEASES: dict[str, Release] = {r.name: r for r in (GAIA_DR2, GAIA_DR3)}

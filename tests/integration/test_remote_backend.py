@@ -34,9 +34,13 @@ import pandas as pd
 import pytest
 import requests
 import urllib3
-from astropy.coordinates import SkyCoord, search_around_sky
+from astropy.coordinates import SkyCoord
 from astropy.io import fits
-from tapserver import collect_sockets  # noqa: F401  (autouse: sockets collected after each test)
+from tapserver import (
+    collect_sockets,  # noqa: F401  (autouse: sockets collected after each test)
+    coords_of,
+    rows_near,
+)
 
 from ddstars import archives, registry
 from ddstars.remote import fetch, services
@@ -59,22 +63,6 @@ SPECTRO_POSITIONS = {
 
 
 # ------------------------------------------------------------------------------------------ expectations
-def _coords(df: pd.DataFrame, ra: str, dec: str) -> SkyCoord:
-    return SkyCoord(df[ra].to_numpy(float) * u.deg, df[dec].to_numpy(float) * u.deg)
-
-
-def _near(rows: pd.DataFrame, targets: SkyCoord, radius_arcsec: float) -> pd.DataFrame:
-    """The rows within ``radius_arcsec`` of any target; asserts none lies within 1 mas of the radius, where
-    the server's geometry (pgsphere) and astropy's could round differently."""
-    pos = _coords(rows, "ra", "dec")
-    _, idx, sep, _ = search_around_sky(targets, pos, 2 * radius_arcsec * u.arcsec)
-    sep = sep.to_value(u.arcsec)
-    assert not np.any(np.abs(sep - radius_arcsec) < 1e-3), "a row lies on the match radius"
-    keep = np.zeros(len(rows), bool)
-    keep[idx[sep < radius_arcsec]] = True
-    return rows[keep]
-
-
 def expected_tables(served: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """What the remote backend must return from the served slice, by table (all served columns)."""
     out = {t: served[t] for t in ("lamost_dr5_ddpayne", "apogee_dr16_allstar", "galah_dr2")}  # whole tables
@@ -82,7 +70,7 @@ def expected_tables(served: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         np.concatenate([served[t][ra].to_numpy(float) for t, (ra, _) in SPECTRO_POSITIONS.items()]) * u.deg,
         np.concatenate([served[t][dec].to_numpy(float) for t, (_, dec) in SPECTRO_POSITIONS.items()]) * u.deg,
     )
-    out |= off_gaia(served, _near(served["gaia_source"], targets, 0.2))  # the paper's 0.2" around the spectra
+    out |= off_gaia(served, rows_near(served["gaia_source"], targets, 0.2))  # the paper's 0.2" around the spectra
     for t, df in out.items():
         assert len(df) > 0, t
     return out
@@ -99,7 +87,7 @@ def off_gaia(served: dict[str, pd.DataFrame], gaia: pd.DataFrame) -> dict[str, p
     out["ps1_mean_object"] = ps1[ps1["objID"].isin(set(out["panstarrs1_best_neighbour"]["original_ext_source_id"]))]
     psc = served["tmass_psc"]
     out["tmass_psc"] = psc[psc["designation"].isin(set(out["tmass_best_neighbour"]["original_ext_source_id"]))]
-    out["unwise"] = _near(served["unwise"], _coords(gaia, "ra", "dec"), 0.4)
+    out["unwise"] = rows_near(served["unwise"], coords_of(gaia, "ra", "dec"), 0.4)
     return out
 
 

@@ -20,8 +20,12 @@ import astropy.units as u
 import numpy as np
 import pandas as pd
 import pytest
-from astropy.coordinates import SkyCoord, search_around_sky
-from tapserver import collect_sockets  # noqa: F401  (autouse: sockets collected after each test)
+from astropy.coordinates import SkyCoord
+from tapserver import (
+    collect_sockets,  # noqa: F401  (autouse: sockets collected after each test)
+    coords_of,
+    rows_near,
+)
 
 from ddstars import archives, registry
 from ddstars.remote import fetch, services
@@ -111,21 +115,6 @@ def dr3_server(small_sky):
 
 
 # ------------------------------------------------------------------------------------------ expectations
-def _coords(df: pd.DataFrame, ra: str, dec: str) -> SkyCoord:
-    return SkyCoord(df[ra].to_numpy(float) * u.deg, df[dec].to_numpy(float) * u.deg)
-
-
-def _near(rows: pd.DataFrame, targets: SkyCoord, radius_arcsec: float) -> pd.DataFrame:
-    """The rows within ``radius_arcsec`` of any target (none within 1 mas of the radius, where pgsphere and
-    astropy could round differently)."""
-    _, idx, sep, _ = search_around_sky(targets, _coords(rows, "ra", "dec"), 2 * radius_arcsec * u.arcsec)
-    sep = sep.to_value(u.arcsec)
-    assert not np.any(np.abs(sep - radius_arcsec) < 1e-3), "a row lies on the match radius"
-    keep = np.zeros(len(rows), bool)
-    keep[idx[sep < radius_arcsec]] = True
-    return rows[keep]
-
-
 def expected_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """What the DR3 queries must return from the served tables (the DR3 view's rows, by archive table)."""
     out = {t: tables[t] for t in SPECTRA}
@@ -133,7 +122,7 @@ def expected_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         np.concatenate([tables[t][archives.TABLES[t].ra].to_numpy(float) for t in SPECTRA]) * u.deg,
         np.concatenate([tables[t][archives.TABLES[t].dec].to_numpy(float) for t in SPECTRA]) * u.deg,
     )
-    gaia = _near(tables[GAIA], targets, 0.2)
+    gaia = rows_near(tables[GAIA], targets, 0.2)
     ids = set(gaia["source_id"])
     out[GAIA] = gaia
     for link in (PS1_LINK, TMASS_LINK):
@@ -142,7 +131,7 @@ def expected_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     out["ps1_mean_object"] = ps1[ps1["objID"].isin(set(out[PS1_LINK][DR3.link_keys()["ps1"]]))]
     psc = tables["tmass_psc"]
     out["tmass_psc"] = psc[psc["designation"].isin(set(out[TMASS_LINK][PSC_KEY]))]
-    out["unwise"] = _near(tables["unwise"], _coords(gaia, "ra", "dec"), 0.4)
+    out["unwise"] = rows_near(tables["unwise"], coords_of(gaia, "ra", "dec"), 0.4)
     for t, df in out.items():
         assert len(df) > 0, t
     return out

@@ -448,10 +448,12 @@ def test_dr3_era_spectroscopic_cuts():
     galah = pd.DataFrame(
         {
             "flag_sp": [0, 1, 0],
-            **{f"snr_px_ccd{i}": [30.0, 30.0, 10.0] for i in range(1, 5)},
+            **{f"snr_px_ccd{i}": [30.01, 30.01, 30.0] for i in range(1, 5)},
             **{c: [1.0] * 3 for c in ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h")},
         }
     )
     res = cuts.galah_cuts(galah, "galah_dr4", "dr3")
     assert res.fails["flag_sp"].tolist() == [False, True, False]
-    assert res.fails["low_snr"].tolist() == [False, False, True]
+    assert res.fails["low_snr"].tolist() == [False, False, True]  # snr_px_ccd3 > 30, strictly
+    one_camera = galah.assign(snr_px_ccd3=[10.0, 10.0, 10.0], snr_px_ccd4=[50.0] * 3)
+    assert cuts.galah_cuts(one_camera, "galah_dr4", "dr3").fails["low_snr"].all()  # only the red camera counts

@@ -421,19 +421,27 @@ def galah_flag(release: str = DEFAULT_RELEASE) -> str:
     return "flag_cannon" if release == DEFAULT_RELEASE else "flag_sp"
 
 
+GALAH_DR4_SNR_MIN = 30.0  # snr_px_ccd3 above this (GALAH DR4 "using the data": stellar parameters)
+
+
 def galah_cuts(df: pd.DataFrame, table: str = SURVEY_TABLES["galah"], release: str = DEFAULT_RELEASE) -> CutResult:
     """GALAH DR2 cuts: flag_cannon == 0; any snr_c1..c4 > 20; e_teff, e_logg, e_fe_h > 1e-5; finite labels.
-    DR4 (release dr3): flag_sp == 0 in place of flag_cannon, any snr_px_ccd1..4 > 20."""
+    DR4 (release dr3), as that release advises for stellar parameters: flag_sp == 0 in place of flag_cannon and
+    snr_px_ccd3 > 30 (the red camera) in place of the S/N rule."""
     flag, prefix = galah_flag(release), galah_snr_prefix(release)
     labels = ("teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h")
     require_columns(df, table, (flag, *(f"{prefix}{i}" for i in range(1, 5)), *labels))
-    snr = np.stack([float_column(df, f"{prefix}{i}") for i in range(1, 5)], axis=1)
+    if release == DEFAULT_RELEASE:
+        snr = np.stack([float_column(df, f"{prefix}{i}") for i in range(1, 5)], axis=1)
+        low_snr = ~np.any(snr > 20, axis=1)
+    else:
+        low_snr = ~(float_column(df, f"{prefix}3") > GALAH_DR4_SNR_MIN)
     return cut_result(
         table,
         df.index,
         {
             flag: ~(float_column(df, flag) == 0),
-            "low_snr": ~np.any(snr > 20, axis=1),
+            "low_snr": low_snr,
             **_label_fails(
                 df,
                 [float_column(df, c) for c in ("teff", "logg", "fe_h")],

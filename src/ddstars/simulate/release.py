@@ -17,7 +17,8 @@ every DR3 cut is tested against the truth as the DR2 cuts are:
 * ``apogee_dr17_allstar``: DR16's rows with ``GAIAEDR3_SOURCE_ID`` and ``EXTRATARG``, and for a fraction
   :data:`APOGEE_DUPLICATE_FRACTION` of the stars a second, lower-S/N row of the same APOGEE_ID with EXTRATARG
   bit 4 (DR17's duplicates).
-* ``galah_dr4``: DR2's rows with ``flag_sp`` (non-zero where DR2's ``flag_cannon`` is), ``snr_px_ccd1..4`` and
+* ``galah_dr4``: DR2's rows with ``flag_sp`` (non-zero where DR2's ``flag_cannon`` is), ``snr_px_ccd1..4`` (1.5
+  × DR2's, the red camera's 1.5 × DR2's best: DR4's S/N cut fails the stars DR2's does) and
   ``gaiadr3_source_id``.
 
 The truth of what this adds is ``truth_dr3`` (one row per star: ``source_id``, ``fail_gaia_ruwe``,
@@ -114,7 +115,13 @@ def galah_dr4(galah: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     """``galah_dr4`` from DR2's rows (see the module); ``truth``: the sky's ``galah_id`` and ``source_id``."""
     t = truth[truth["galah_id"] >= 0]
     gaia_id = pd.Series(t["source_id"].to_numpy(), index=galah_sobject_id(t["galah_id"].to_numpy()))
-    out = galah.rename(columns={f"snr_c{i}": f"snr_px_ccd{i}" for i in range(1, 5)}).drop(columns=["flag_cannon"])
+    out = galah.drop(columns=["flag_cannon", *(f"snr_c{i}" for i in range(1, 5))])
+    # DR4's per-CCD S/N: DR2's times 1.5, the red camera's set to 1.5 × DR2's best, so that DR4's snr_px_ccd3 > 30
+    # and DR2's "any > 20" fail the same stars (the truth's fail_galah_low_snr)
+    snr = np.stack([galah[f"snr_c{i}"].to_numpy(np.float64) for i in range(1, 5)], axis=1) * 1.5
+    snr[:, 2] = snr.max(axis=1)
+    for i in range(4):
+        out[f"snr_px_ccd{i + 1}"] = snr[:, i].astype(np.float32)
     out["flag_sp"] = np.where(galah["flag_cannon"].to_numpy() != 0, 1, 0).astype(np.int32)
     out["gaiadr3_source_id"] = gaia_id.reindex(galah["sobject_id"].to_numpy()).fillna(-1).to_numpy(np.int64)
     return out
