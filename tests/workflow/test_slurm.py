@@ -75,20 +75,22 @@ def test_jobs_go_to_slurm_with_the_profile_resources(tiny_run, tmp_path, monkeyp
     assert (work / "results/model/model.keras").stat().st_size > 0
 
 
-def test_archive_queries_and_bookkeeping_run_on_the_submitting_node():
+@pytest.mark.parametrize("release", ["dr2", "dr3"])
+def test_archive_queries_and_bookkeeping_run_on_the_submitting_node(release):
     """Under any cluster executor the archive fetches (network) and `all`/`validation_report` stay local."""
     from pathlib import Path
 
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
 
-    from ddstars.archives import TABLES
+    from ddstars import registry
     from ddstars.remote.services import SAMPLE_TABLES
 
+    TABLES = registry.release(release).tables  # the configured release's archive tables
     with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
         wapi = api.workflow(
             resource_settings=ResourceSettings(),
-            config_settings=ConfigSettings(config={"backend": "remote"}),
+            config_settings=ConfigSettings(config={"backend": "remote", "archives": {"release": release}}),
             storage_settings=StorageSettings(),
             snakefile=ROOT / "Snakefile",
             workdir=Path(ROOT),
