@@ -9,6 +9,7 @@
 #   validation.smk  test-split evaluation, one rule per paper figure, summary and report
 #                   -> results/validation/, results/figures/
 #   inference.smk   photometric inference (Eq. 19) partition by partition, summary -> results/inference/
+#   hats.smk        HATS copies of the catalog and the inference results, for LSDB -> results/*/hats/
 #
 # Run from the repository root: `make run` (sets up .venv) or `snakemake --cores all`.
 from snakemake.utils import min_version
@@ -30,6 +31,7 @@ include: "workflow/rules/training.smk"
 include: "workflow/rules/validation.smk"
 include: "workflow/rules/inference.smk"
 include: "workflow/rules/archives.smk"
+include: "workflow/rules/hats.smk"
 
 
 # Cheap bookkeeping rules run on the submitting node, not as cluster jobs.

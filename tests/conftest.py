@@ -35,6 +35,8 @@ def small_config(n_stars: int = 6000, seed: int | None = None) -> dict:
     # a short schedule: these runs test the workflow, not the fit (tests/integration/test_training_truth.py
     # judges the default schedule), so they end with the not-converged WARNING
     cfg["train"]["min_steps_per_round"] = 500
+    # the HATS copies are tested on their own (tests/integration/test_hats.py, tiny_run)
+    cfg["hats"]["enabled"] = False
     if seed is not None:
         sim["seed"] = seed
     return cfg
@@ -204,6 +206,7 @@ def tiny_run(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("tiny")
     cfg = small_config(n_stars=3000)
     cfg["catalog"]["offsets"]["min_pairs"] = 10  # a 3000-star sky shares few stars between surveys
+    cfg["hats"]["enabled"] = True  # the whole default run, with its HATS copies
     write_config(tmp_path, cfg)
     r = snakemake("--cores", "2", workdir=tmp_path)
     return tmp_path, cfg, r

@@ -217,6 +217,9 @@ def default_targets():
     ]
     if config["inference"]["enabled"]:
         targets += [f"{RESULTS}/inference/summary.json", f"{FIG}/inference_kiel.png"]
+    if config["hats"]["enabled"]:  # HATS copies for LSDB (hats.smk)
+        targets.append(f"{CAT}/hats.json")
+        targets += [f"{RESULTS}/inference/hats.json"] if config["inference"]["enabled"] else []
     if external_catalog():
         targets.append(f"{CAT}/import.json")
     else:

@@ -384,9 +384,14 @@ def _threads(n: int) -> None:
         pass
 
 
+def result_files(manifests: list[str | Path]) -> list[str]:
+    """The partition files the groups' manifests list."""
+    return [p["path"] for m in manifests for p in json.loads(Path(m).read_text())["partitions"] if p["path"]]
+
+
 def read_results(manifests: list[str | Path], columns: list[str] | None = None) -> pd.DataFrame:
     """The stars of the groups' manifests, as one DataFrame."""
-    files = [p["path"] for m in manifests for p in json.loads(Path(m).read_text())["partitions"] if p["path"]]
+    files = result_files(manifests)
     if not files:
         return pd.DataFrame(columns=columns or [])
     return pq.ParquetDataset(files).read(columns=columns).to_pandas()
