@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 def dataset_files(folder: str | Path) -> list[Path]:
     """The Parquet files of a Hive dataset folder, sorted (temporary and hidden files left out)."""
     folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*.parquet") if not p.name.startswith((".", "_")) and ".tmp" not in p.name)
+    files = sorted(
+        p for p in folder.rglob("*.parquet") if not any(x.startswith((".", "_")) for x in p.relative_to(folder).parts)
+    )
     if not files:
         raise DataError(f"{folder}: no Parquet files to write as HATS")
     return files
@@ -175,9 +177,25 @@ def run_hats(
 ) -> dict[str, Any]:
     """Rules hats_catalog / hats_inference: :func:`write_hats` of ``source`` (:func:`source_files`), its summary
     written to ``report`` (atomically)."""
+    import pyarrow.parquet as pq
+
     from .io import write_json
 
-    doc = write_hats(source_files(source), out, name, threads=threads, description=description, **options)
+    files = source_files(source)
+    names = set(pq.read_schema(files[0]).names)
+    if not {"ra", "dec"} <= names or all(
+        pq.read_table(f, columns=["ra"]).column(0).null_count == pq.read_metadata(f).num_rows for f in files
+    ):
+        # a catalog of your own without positions (catalog.external may leave them out): nothing to place on the sky
+        why = f"{files[0].parent}: no ra/dec positions, so no HATS copy (HATS partitions by sky position)"
+        log.warning(why)
+        shutil.rmtree(out, ignore_errors=True)
+        Path(out).mkdir(parents=True)
+        (Path(out) / "NOT_WRITTEN.txt").write_text(why + "\n")
+        doc = {"path": str(out), "written": False, "reason": why}
+        write_json(doc, report)
+        return doc
+    doc = {"written": True, **write_hats(files, out, name, threads=threads, description=description, **options)}
     write_json(doc, report)
     log.info("%s: %d rows in %d partitions, %.1f s", out, doc["rows"], doc["partitions"], doc["seconds"])
     return doc

@@ -167,22 +167,26 @@ COMPARE_FIGURES = {f"figure_{n}" for n, spec in FIGURES.items() if "compare_tabl
             "catalog",
             "label_sigma_max",
             [150.0, 0.5, 0.5],
-            SPECTRO_CLEAN | {"build_catalog", "table1", "train_model"} | VALIDATION | MODEL_FIGURES,
+            SPECTRO_CLEAN | {"build_catalog", "table1", "train_model", "hats_catalog"} | VALIDATION | MODEL_FIGURES,
             SKY | PHOTO_CLEAN,
         ),
         (
             "catalog",
             "mag_error_max",
             0.15,
-            PHOTO_CLEAN | {"build_catalog", "train_model"} | VALIDATION | MODEL_FIGURES,
+            PHOTO_CLEAN | {"build_catalog", "train_model", "hats_catalog"} | VALIDATION | MODEL_FIGURES,
             SKY | SPECTRO_CLEAN | {"figure_filters", "figure_nonlinearity"},
         ),
         (
             "train",
             "epochs",
             3,
-            {"train_model", "all"} | VALIDATION | MODEL_FIGURES | INFERENCE,
-            SKY | SPECTRO_CLEAN | PHOTO_CLEAN | {"build_catalog", "table1", "figure_filters", "figure_nonlinearity"},
+            {"train_model", "all", "hats_inference"} | VALIDATION | MODEL_FIGURES | INFERENCE,
+            SKY
+            | SPECTRO_CLEAN
+            | PHOTO_CLEAN
+            | {"build_catalog", "table1", "figure_filters", "figure_nonlinearity"}
+            | {"hats_catalog"},  # the catalog's HATS copy follows the catalog, not the model
         ),
         ("validation", "figures", {"chi2": {"bins": 40}}, {"figure_chi2", "validation_report", "all"}, set()),
         (
@@ -305,7 +309,7 @@ def test_bring_your_own_catalog(tiny_run, tmp_path):
     # configured dust maps (here the simulated ones, made for it)
     assert jobs(r.stdout) == {"check_catalog", "import_catalog", "table1", "train_model", "all"} | VALIDATION | {
         f"figure_{n}" for n in FIGURES
-    } | INFERENCE | {"simulate_dustmaps", "provision_dustmaps"}
+    } | INFERENCE | {"simulate_dustmaps", "provision_dustmaps", "hats_catalog", "hats_inference"}
     r = snakemake("--cores", "2", workdir=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     validation = json.loads((tmp_path / "results/catalog/check.json").read_text())
