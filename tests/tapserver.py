@@ -600,3 +600,18 @@ def rows_near(rows: pd.DataFrame, targets, radius_arcsec: float) -> pd.DataFrame
     keep = np.zeros(len(rows), bool)
     keep[idx[sep < radius_arcsec]] = True
     return rows[keep]
+
+
+def fetch_like_the_workflow(table: str, upstream, config: dict):
+    """The jobs of archives.smk for one table, in this process: the plan_<table> checkpoint, one fetch_chunk
+    job per planned chunk, the fetch_<table> assembly (same functions, same paths as the rules)."""
+    from ddstars import archives
+    from ddstars.remote import fetch
+    from ddstars.remote.services import chunk_dir
+    from ddstars.remote.stage import run_assemble, run_chunk, run_plan
+
+    root = chunk_dir(config, table)
+    run_plan(table, upstream, config, root / "plan")
+    for cid in fetch.read_plan(root / "plan")["chunks"]:
+        run_chunk(table, cid, config, root / "plan", root / "done" / f"{cid}.json")
+    return run_assemble(table, config, root / "plan", archives.table_path(config, table))

@@ -39,14 +39,13 @@ from astropy.io import fits
 from tapserver import (
     collect_sockets,  # noqa: F401  (autouse: sockets collected after each test)
     coords_of,
+    fetch_like_the_workflow,
     rows_near,
 )
 
 from ddstars import archives, registry
 from ddstars.remote import fetch, services
 from ddstars.remote.client import TapClient
-from ddstars.remote.services import chunk_dir
-from ddstars.remote.stage import run_assemble, run_chunk, run_plan
 
 TAP_SERVICES = ("gaia", "vizier", "mast_ps1", "irsa", "datalab")
 ORDER = tuple(services.SPECS)  # listed in dependency order: spectra, Gaia around them, what hangs off Gaia
@@ -224,16 +223,6 @@ def _collect_garbage_here():
 @pytest.fixture(scope="module")
 def expected(tap_server):
     return expected_tables(tap_server.archives)
-
-
-def fetch_like_the_workflow(table: str, upstream: dict[str, Path], config: dict) -> Path:
-    """The jobs of archives.smk for one table, in this process: the plan_<table> checkpoint, one fetch_chunk
-    job per planned chunk, the fetch_<table> assembly (same functions, same paths as the rules)."""
-    root = chunk_dir(config, table)
-    run_plan(table, upstream, config, root / "plan")
-    for cid in fetch.read_plan(root / "plan")["chunks"]:
-        run_chunk(table, cid, config, root / "plan", root / "done" / f"{cid}.json")
-    return run_assemble(table, config, root / "plan", archives.table_path(config, table))
 
 
 @pytest.fixture(scope="module")

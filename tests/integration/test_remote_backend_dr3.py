@@ -24,6 +24,7 @@ from astropy.coordinates import SkyCoord
 from tapserver import (
     collect_sockets,  # noqa: F401  (autouse: sockets collected after each test)
     coords_of,
+    fetch_like_the_workflow,
     rows_near,
 )
 
@@ -31,7 +32,6 @@ from ddstars import archives, registry
 from ddstars.remote import fetch, services
 from ddstars.remote.client import TapClient
 from ddstars.remote.services import chunk_dir
-from ddstars.remote.stage import run_assemble, run_chunk, run_plan
 
 pytest.importorskip("pyvo")
 
@@ -170,15 +170,6 @@ def remote_config(tap_url: str, cache_dir: Path, expected: dict[str, pd.DataFram
             "tables": tables,
         },
     }
-
-
-def fetch_like_the_workflow(table: str, upstream: dict[str, Path], config: dict) -> Path:
-    """The archive rules' jobs for one table in this process: plan checkpoint, one job per chunk, assembly."""
-    root = chunk_dir(config, table)
-    run_plan(table, upstream, config, root / "plan")
-    for cid in fetch.read_plan(root / "plan")["chunks"]:
-        run_chunk(table, cid, config, root / "plan", root / "done" / f"{cid}.json")
-    return run_assemble(table, config, root / "plan", archives.table_path(config, table))
 
 
 @pytest.fixture(scope="module")
