@@ -615,3 +615,41 @@ def fetch_like_the_workflow(table: str, upstream, config: dict):
     for cid in fetch.read_plan(root / "plan")["chunks"]:
         run_chunk(table, cid, config, root / "plan", root / "done" / f"{cid}.json")
     return run_assemble(table, config, root / "plan", archives.table_path(config, table))
+
+
+def assert_same_table(got: pd.DataFrame, want: pd.DataFrame, table: str, columns: list[str]) -> None:
+    """Same rows (by key), same columns, same values and types, as the simulated backend would read.
+
+    The server keeps every value and type (float32 as real, float64 as double, int16/32/64 as smallint/integer/
+    bigint, text as text, NULL floats as NULL). One normalisation: a nullable integer column with nulls (2MASS
+    ext_key, pandas Int32) arrives with nulls intact, but a pandas frame holds it as float64 NaN after assembly;
+    its values are compared as floats.
+    """
+    from ddstars import archives
+
+    key = archives.TABLES[table].key
+    assert sorted(got.columns) == sorted(columns), table
+    assert got[key].is_unique, table
+    got = got.sort_values(key, ignore_index=True)
+    want = want[columns].sort_values(key, ignore_index=True)
+    assert len(got) == len(want), table
+    for col in columns:
+        g, w = got[col], want[col]
+        if isinstance(w.iloc[0], np.ndarray | list):  # APOGEE's PARAM / FPARAM_COV
+            wa = np.stack([np.asarray(x) for x in w])
+            ga = np.stack([np.asarray(x) for x in g])
+            assert ga.dtype == wa.dtype, (table, col, ga.dtype, wa.dtype)
+            np.testing.assert_array_equal(ga, wa, err_msg=f"{table}.{col}")
+        elif pd.api.types.is_numeric_dtype(w.dtype):
+            nullable_int = pd.api.types.is_extension_array_dtype(w.dtype) and w.dtype.kind in "iu"
+            if nullable_int and w.isna().any():
+                assert g.dtype == np.float64, (table, col, g.dtype)
+            else:
+                assert g.dtype == w.dtype, (table, col, g.dtype, w.dtype)
+            np.testing.assert_array_equal(
+                g.to_numpy(float, na_value=np.nan), w.to_numpy(float, na_value=np.nan), err_msg=f"{table}.{col}"
+            )
+            if w.dtype.kind in "iu" and not nullable_int:
+                assert g.to_numpy().tolist() == w.to_numpy().tolist(), (table, col)  # exact beyond 2**53
+        else:
+            assert g.tolist() == w.tolist(), (table, col)

@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 from astropy.coordinates import SkyCoord
 from tapserver import (
+    assert_same_table,
     collect_sockets,  # noqa: F401  (autouse: sockets collected after each test)
     coords_of,
     fetch_like_the_workflow,
@@ -210,25 +211,6 @@ def dr3_run(dr3_server, tmp_path_factory):
     }
 
 
-def _same(got: pd.DataFrame, want: pd.DataFrame, table: str, columns: list[str]) -> None:
-    key = archives.TABLES[table].key
-    assert sorted(got.columns) == sorted(columns), table
-    assert got[key].is_unique, table
-    got = got.sort_values(key, ignore_index=True)
-    want = want[columns].sort_values(key, ignore_index=True)
-    assert len(got) == len(want), table
-    for col in columns:
-        g, w = got[col], want[col]
-        if pd.api.types.is_numeric_dtype(w.dtype):
-            np.testing.assert_array_equal(
-                g.to_numpy(float, na_value=np.nan), w.to_numpy(float, na_value=np.nan), err_msg=f"{table}.{col}"
-            )
-            if w.dtype.kind in "iu" and not pd.api.types.is_extension_array_dtype(w.dtype):
-                assert g.to_numpy().tolist() == w.to_numpy().tolist(), (table, col)  # exact beyond 2**53
-        else:
-            assert g.tolist() == w.tolist(), (table, col)
-
-
 # ------------------------------------------------------------------------------------------------ tests
 @pytest.mark.parametrize("table", FETCHED)
 def test_each_dr3_table_comes_in_chunks_and_equals_the_served_rows(table, dr3_run):
@@ -237,7 +219,7 @@ def test_each_dr3_table_comes_in_chunks_and_equals_the_served_rows(table, dr3_ru
     assert plan["n_chunks"] >= 3, (table, plan["n_chunks"])
     got = archives.read_table(dr3_run["paths"][table], table)
     columns = list(dict.fromkeys(services.spec_for(table, config).columns.values()))
-    _same(got, dr3_run["expected"][table], table, columns)
+    assert_same_table(got, dr3_run["expected"][table], table, columns)
 
 
 def test_the_gaia_dr3_position_upload_and_the_2mass_join_ran_on_the_server(dr3_run):
